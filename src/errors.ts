@@ -1,0 +1,89 @@
+/**
+ * Errors with stable codes.
+ *
+ * Every error Hornbill raises on purpose is a `HornbillError` whose `code` is one of
+ * `ErrorCodes`. Callers match on the code, never on the message; the code survives
+ * process, gRPC, GraphQL and worker boundaries (see `toWire` / `fromWire`).
+ *
+ * ```ts
+ * try { store.read(offset, target); }
+ * catch (error) { if (isHornbillError(error, 'STORE_CHECKSUM_MISMATCH')) repair(error.details); }
+ * ```
+ */
+
+/** The registry of codes, each with the one-line meaning that `docs/errors.md` lists. */
+export const ErrorCodes = {
+  INVALID_ARGUMENT: 'An argument is missing, of the wrong type, or out of its allowed range.',
+  INTERNAL: 'An invariant did not hold; this is a bug in Hornbill.',
+  STORE_OUT_OF_RANGE: 'The I/O reaches beyond the end of the volume.',
+  STORE_UNALIGNED: 'The offset or length is not a multiple of the required alignment.',
+  STORE_NOT_EMPTY: 'A replica folder to be created already holds files.',
+  STORE_INDEX_MISSING: 'The replica folder has no index (index.mdb); it was never created or was removed.',
+  STORE_INDEX_CORRUPT: 'The replica index cannot be read: a record fails its checksum or LMDB reports damage.',
+  STORE_LAYER_MISSING: 'A layer file named by the index is missing from the replica folder.',
+  STORE_UNKNOWN_FILE: 'The replica folder holds a file the index does not account for.',
+  STORE_JOURNAL_CORRUPT: 'The write journal is damaged before its last intact record; flushed data may be at stake.',
+  STORE_CHECKSUM_MISMATCH: 'A block read from a layer file does not match its stored checksum.',
+  STORE_LOCKED: 'The replica folder is already open in this or another process.',
+  STORE_CLOSED: 'The replica store has been closed.',
+  STORE_SNAPSHOT_EXISTS: 'A snapshot with this name already exists.',
+  STORE_SNAPSHOT_NOT_FOUND: 'No snapshot has this name.',
+  STORE_SNAPSHOT_REMOVED: 'The snapshot is marked removed; it cannot be used as a revert target.',
+  STORE_INVALID_NAME: 'A snapshot name must be 1-128 characters of A-Z a-z 0-9 . _ -.',
+  STORE_SHRINK_REFUSED: 'A volume can only grow; the new size is smaller than the current one.',
+  STORE_NO_SPACE: 'The disk holding the replica is full (ENOSPC).',
+  STORE_IO: 'The operating system reported an I/O error on a replica file.',
+  STORE_FORMAT_UNSUPPORTED: 'The replica folder was written by an unknown on-disk format version.',
+  CLI_USAGE: 'The command line is not valid for this command.',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+export type ErrorDetails = Record<string, unknown>;
+
+export class HornbillError extends Error {
+  readonly code: ErrorCode;
+  readonly details: ErrorDetails;
+
+  constructor(code: ErrorCode, message: string, details: ErrorDetails = {}, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'HornbillError';
+    this.code = code;
+    this.details = details;
+  }
+
+  /** A plain object that crosses process and thread boundaries (structured clone, JSON). */
+  toWire(): WireError {
+    return { code: this.code, message: this.message, details: this.details };
+  }
+}
+
+export interface WireError {
+  code: ErrorCode;
+  message: string;
+  details: ErrorDetails;
+}
+
+export function fromWire(wire: WireError): HornbillError {
+  const code: ErrorCode = wire.code in ErrorCodes ? wire.code : 'INTERNAL';
+  return new HornbillError(code, wire.message, wire.details ?? {});
+}
+
+export function isHornbillError(error: unknown, code?: ErrorCode): error is HornbillError {
+  return error instanceof HornbillError && (code === undefined || error.code === code);
+}
+
+/** Maps an operating-system error from `fs` to a coded store error; anything else passes through. */
+export function fromSystemError(error: unknown, context: string, details: ErrorDetails = {}): unknown {
+  if (error instanceof HornbillError) return error;
+  const systemCode = (error as NodeJS.ErrnoException | undefined)?.code;
+  if (systemCode === 'ENOSPC' || systemCode === 'EDQUOT') {
+    return new HornbillError('STORE_NO_SPACE', `${context}: no space left on device`, details, { cause: error });
+  }
+  if (typeof systemCode === 'string' && systemCode.startsWith('E')) {
+    return new HornbillError('STORE_IO', `${context}: ${(error as Error).message}`, { ...details, systemCode }, {
+      cause: error,
+    });
+  }
+  return error;
+}

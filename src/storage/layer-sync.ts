@@ -1,0 +1,178 @@
+import { HornbillError } from '../errors.ts';
+import { blockChecksum } from './checksum.ts';
+import { BLOCK_SHIFT, BlockState, HEAD_DISPLAY_NAME, MAX_IO_BLOCKS } from './constants.ts';
+import { describeLayer, discardNewLayer, findSnapshot, newLayer, validateSnapshotName } from './chain-operations.ts';
+import type { LayerRecord } from './index-db.ts';
+import type { Layer, LayerInfo } from './layer.ts';
+import { checksumError, type StoreCore } from './store-core.ts';
+
+/**
+ * What a rebuild needs from a replica store (DESIGN.md §3): list a layer's extents with
+ * their checksums (so a target can skip ranges it already holds), read a layer's blocks,
+ * and accept blocks into a layer, with every checksum checked again on arrival.
+ */
+
+export interface LayerExtent {
+  startBlock: number;
+  blockCount: number;
+  state: 'data' | 'zero';
+  /** One CRC32C per block for data extents; null for zero extents. */
+  checksums: Uint32Array | null;
+}
+
+/** A layer by snapshot name, or the head by its display name. */
+export function findLayer(core: StoreCore, name: string): Layer {
+  return name === HEAD_DISPLAY_NAME ? core.head : findSnapshot(core, name);
+}
+
+function validateBlockRange(core: StoreCore, startBlock: number, blockCount: number): void {
+  if (
+    !Number.isSafeInteger(startBlock) ||
+    !Number.isSafeInteger(blockCount) ||
+    startBlock < 0 ||
+    blockCount < 0 ||
+    startBlock + blockCount > core.blockCount
+  ) {
+    throw new HornbillError('STORE_OUT_OF_RANGE', `blocks [${startBlock}, +${blockCount}) are outside the volume`, {
+      startBlock,
+      blockCount,
+      volumeBlocks: core.blockCount,
+    });
+  }
+}
+
+export function layerExtents(core: StoreCore, name: string, startBlock: number, blockCount: number): LayerExtent[] {
+  const layer = findLayer(core, name);
+  validateBlockRange(core, startBlock, blockCount);
+  return layer.table.runs(startBlock, startBlock + blockCount).map((run) => {
+    if (run.state !== BlockState.DATA) {
+      return { startBlock: run.startBlock, blockCount: run.blockCount, state: 'zero', checksums: null };
+    }
+    const checksums = new Uint32Array(run.blockCount);
+    for (let index = 0; index < run.blockCount; index++) checksums[index] = layer.table.checksum(run.startBlock + index);
+    return { startBlock: run.startBlock, blockCount: run.blockCount, state: 'data', checksums };
+  });
+}
+
+/** Reads data blocks of one layer (not resolved through the chain); every block must be data. */
+export function readLayerBlocks(core: StoreCore, name: string, startBlock: number, target: Uint8Array): void {
+  const layer = findLayer(core, name);
+  const blockCount = target.length >>> BLOCK_SHIFT;
+  if (target.length !== blockCount << BLOCK_SHIFT || blockCount > MAX_IO_BLOCKS) {
+    throw new HornbillError('STORE_UNALIGNED', 'a layer read must be whole blocks, at most 64 MiB', {
+      length: target.length,
+    });
+  }
+  validateBlockRange(core, startBlock, blockCount);
+  for (let index = 0; index < blockCount; index++) {
+    if (layer.table.state(startBlock + index) !== BlockState.DATA) {
+      throw new HornbillError('INVALID_ARGUMENT', `block ${startBlock + index} of ${name} holds no data`, {
+        block: startBlock + index,
+      });
+    }
+  }
+  const mismatches = core.readLayerRun(layer, startBlock, blockCount, target, 0, undefined);
+  if (mismatches !== undefined) throw checksumError(mismatches, core.directory);
+}
+
+/**
+ * Puts blocks into one layer: `states[i]` is 'data' (1), 'zero' (2) or 'absent' (0) for block
+ * startBlock + i; data blocks take their 4 KiB from `data` at i × 4096 and must match
+ * `checksums[i]`. The apply is journaled like any write.
+ */
+export function writeLayerBlocks(
+  core: StoreCore,
+  name: string,
+  startBlock: number,
+  states: Uint8Array,
+  checksums: Uint32Array,
+  data: Uint8Array | null,
+): void {
+  const layer = findLayer(core, name);
+  const blockCount = states.length;
+  if (blockCount > MAX_IO_BLOCKS || checksums.length !== blockCount) {
+    throw new HornbillError('INVALID_ARGUMENT', 'states and checksums must have one entry per block, at most 16384', {
+      blocks: blockCount,
+      checksums: checksums.length,
+    });
+  }
+  validateBlockRange(core, startBlock, blockCount);
+  const hasData = states.some((state) => state === BlockState.DATA);
+  if (hasData && (data === null || data.length !== blockCount << BLOCK_SHIFT)) {
+    throw new HornbillError('INVALID_ARGUMENT', 'data must hold 4096 bytes for every block', {
+      expectedBytes: blockCount << BLOCK_SHIFT,
+      actualBytes: data?.length ?? 0,
+    });
+  }
+  const mismatches = [];
+  for (let index = 0; index < blockCount; index++) {
+    const state = states[index];
+    if (state > BlockState.ZERO) {
+      throw new HornbillError('INVALID_ARGUMENT', `unknown block state ${state}`, { block: startBlock + index });
+    }
+    if (state === BlockState.DATA) {
+      const actual = blockChecksum(data!, index << BLOCK_SHIFT);
+      if (actual !== checksums[index]) {
+        mismatches.push({ layerId: layer.id, layerName: layer.displayName, block: startBlock + index, expected: checksums[index], actual });
+      }
+    }
+  }
+  if (mismatches.length > 0) throw checksumError(mismatches, core.directory);
+  core.stagedStates.set(states);
+  for (let index = 0; index < blockCount; index++) {
+    core.stagedChecksums[index] = states[index] === BlockState.DATA ? checksums[index] : 0;
+  }
+  core.applyStaged(layer, startBlock, blockCount, hasData ? data : null, 0);
+  if (layer.record.hash !== null) layer.record.hash = null;
+  core.maybeCheckpoint();
+}
+
+export interface ImportedLayer {
+  name: string;
+  /** The parent snapshot's name, or null for a root layer. */
+  parent: string | null;
+  createdAt?: string;
+  userCreated?: boolean;
+  removed?: boolean;
+  labels?: Record<string, string>;
+}
+
+/**
+ * Creates an empty snapshot layer under `parent` (or as a root), to be filled with
+ * writeLayerBlocks: how a rebuild target builds the source's chain below its head.
+ */
+export function createLayer(core: StoreCore, spec: ImportedLayer): LayerInfo {
+  validateSnapshotName(spec.name);
+  if (core.layersByName.has(spec.name)) {
+    throw new HornbillError('STORE_SNAPSHOT_EXISTS', `a snapshot named ${spec.name} already exists`, { name: spec.name });
+  }
+  const parent = spec.parent === null ? null : findSnapshot(core, spec.parent);
+  const record: Omit<LayerRecord, 'id'> = {
+    name: spec.name,
+    parentId: parent?.id ?? null,
+    createdAt: spec.createdAt ?? new Date().toISOString(),
+    userCreated: spec.userCreated ?? false,
+    removed: spec.removed ?? false,
+    labels: { ...(spec.labels ?? {}) },
+    sizeBytes: core.volume.sizeBytes,
+    hash: null,
+  };
+  const layer = newLayer(core, record);
+  try {
+    core.checkpoint({ putLayers: [layer.record], volume: { ...core.volume, nextLayerId: layer.id + 1 } });
+  } catch (error) {
+    discardNewLayer(core, layer);
+    throw error;
+  }
+  core.addLayer(layer);
+  core.setParent(layer, record.parentId);
+  return describeLayer(core, layer);
+}
+
+/** Puts the head on top of `parent` (or makes it a root); its own blocks stay. */
+export function setHeadParent(core: StoreCore, parent: string | null): void {
+  const parentLayer = parent === null ? null : findSnapshot(core, parent);
+  core.checkpoint({ putLayers: [{ ...core.head.record, parentId: parentLayer?.id ?? null }] });
+  core.setParent(core.head, parentLayer?.id ?? null);
+  core.rebuildChain();
+}

@@ -1,0 +1,354 @@
+import fs from 'node:fs';
+import { HornbillError } from '../errors.ts';
+import {
+  createSnapshot,
+  deleteSnapshot,
+  expandVolume,
+  listChain,
+  revertToSnapshot,
+  type SnapshotOptions,
+} from './chain-operations.ts';
+import { BLOCK_SHIFT, BLOCK_SIZE, MAX_IO_BYTES, SECTOR_SIZE } from './constants.ts';
+import { type ExportOptions, type ExportReport, exportImage } from './export.ts';
+import { hashSnapshot, type VerifyReport, verify, verifySteps } from './integrity.ts';
+import type { LayerInfo } from './layer.ts';
+import {
+  createLayer,
+  type ImportedLayer,
+  type LayerExtent,
+  layerExtents,
+  readLayerBlocks,
+  setHeadParent,
+  writeLayerBlocks,
+} from './layer-sync.ts';
+import { createStoreFiles, openStoreCore, type StoreOptions } from './open-store.ts';
+import { PurgeJob } from './purge.ts';
+import type { StoreCore } from './store-core.ts';
+
+export type { ExportOptions, ExportReport, ImportedLayer, LayerExtent, LayerInfo, SnapshotOptions, StoreOptions, VerifyReport };
+
+/**
+ * The on-disk store of one replica (DESIGN.md §4, docs/on-disk-format.md).
+ *
+ * Synchronous and owned by one thread: each call completes before the next starts, so
+ * concurrent callers on that thread see every operation as atomic (overlapping sub-block
+ * writes included). Offsets and lengths are bytes, multiples of 512.
+ *
+ * ```ts
+ * const store = ReplicaStore.create('/var/lib/hornbill/replicas/pvc-1-r-1a2b', { sizeBytes: 1 << 30 });
+ * store.write(0, data);
+ * store.flush();                       // durable: survives kill -9 and power loss
+ * store.snapshot('before-upgrade');
+ * store.close();
+ * ```
+ */
+export class ReplicaStore {
+  private readonly core: StoreCore;
+
+  private constructor(core: StoreCore) {
+    this.core = core;
+  }
+
+  /** Creates a new replica folder (which must be empty or absent) and opens it. */
+  static create(directory: string, options: StoreOptions & { sizeBytes: number }): ReplicaStore {
+    createStoreFiles(directory, options.sizeBytes);
+    return ReplicaStore.open(directory, options);
+  }
+
+  /** Opens an existing replica folder, recovering from a crash if there was one. */
+  static open(directory: string, options: StoreOptions = {}): ReplicaStore {
+    if (!fs.existsSync(directory)) {
+      throw new HornbillError('STORE_INDEX_MISSING', `replica folder ${directory} does not exist`, { directory });
+    }
+    return new ReplicaStore(openStoreCore(directory, options));
+  }
+
+  get directory(): string {
+    return this.core.directory;
+  }
+
+  get sizeBytes(): number {
+    return this.core.volume.sizeBytes;
+  }
+
+  /** Write and unmap operations applied (persisted with them, at no extra I/O). */
+  get revisionCounter(): number {
+    return this.core.revisionCounter;
+  }
+
+  get isClosed(): boolean {
+    return this.core.closed;
+  }
+
+  get rebuilding(): boolean {
+    return this.core.volume.rebuilding;
+  }
+
+  /** Reads `target.length` bytes at `offsetBytes`. Data blocks are checked against their checksums. */
+  read(offsetBytes: number, target: Uint8Array): void {
+    const core = this.core;
+    core.checkOpen();
+    this.validateIo(offsetBytes, target.length);
+    const end = offsetBytes + target.length;
+    let position = offsetBytes;
+    let targetPosition = 0;
+    if (position < end && (position % BLOCK_SIZE !== 0 || end - position < BLOCK_SIZE)) {
+      const inner = position % BLOCK_SIZE;
+      const length = Math.min(BLOCK_SIZE - inner, end - position);
+      core.readResolved(Math.floor(position / BLOCK_SIZE), 1, core.scratchBlock, 0);
+      target.set(core.scratchBlock.subarray(inner, inner + length), targetPosition);
+      position += length;
+      targetPosition += length;
+    }
+    const fullBlocks = Math.floor((end - position) / BLOCK_SIZE);
+    if (fullBlocks > 0) {
+      core.readResolved(position / BLOCK_SIZE, fullBlocks, target, targetPosition);
+      position += fullBlocks << BLOCK_SHIFT;
+      targetPosition += fullBlocks << BLOCK_SHIFT;
+    }
+    if (position < end) {
+      core.readResolved(position / BLOCK_SIZE, 1, core.scratchBlock, 0);
+      target.set(core.scratchBlock.subarray(0, end - position), targetPosition);
+    }
+  }
+
+  /**
+   * Writes `source` at `offsetBytes`. Partial blocks are read, merged and written whole.
+   * The write survives kill -9 once this returns, and power loss once a later flush returns.
+   */
+  write(offsetBytes: number, source: Uint8Array): void {
+    const core = this.core;
+    core.checkOpen();
+    this.validateIo(offsetBytes, source.length);
+    if (source.length === 0) return;
+    core.revisionCounter++;
+    core.journal.addOperation(core.revisionCounter);
+    const end = offsetBytes + source.length;
+    let position = offsetBytes;
+    let sourcePosition = 0;
+    if (position % BLOCK_SIZE !== 0 || end - position < BLOCK_SIZE) {
+      const length = Math.min(BLOCK_SIZE - (position % BLOCK_SIZE), end - position);
+      this.mergePartialBlock(position, source.subarray(sourcePosition, sourcePosition + length));
+      position += length;
+      sourcePosition += length;
+    }
+    const fullBlocks = Math.floor((end - position) / BLOCK_SIZE);
+    if (fullBlocks > 0) {
+      const firstBlock = position / BLOCK_SIZE;
+      core.stageData(core.head, firstBlock, fullBlocks, source, sourcePosition);
+      core.applyStaged(core.head, firstBlock, fullBlocks, source, sourcePosition);
+      position += fullBlocks << BLOCK_SHIFT;
+      sourcePosition += fullBlocks << BLOCK_SHIFT;
+    }
+    if (position < end) this.mergePartialBlock(position, source.subarray(sourcePosition));
+    core.journal.commit();
+    core.maybeCheckpoint();
+  }
+
+  /**
+   * Unmaps (trims) a range: afterwards it reads as zeros, and whole blocks give their
+   * space back (holes are punched in the head). Partial blocks are zero-filled.
+   */
+  unmap(offsetBytes: number, lengthBytes: number): void {
+    const core = this.core;
+    core.checkOpen();
+    this.validateIo(offsetBytes, lengthBytes, Number.MAX_SAFE_INTEGER);
+    if (lengthBytes === 0) return;
+    core.revisionCounter++;
+    core.journal.addOperation(core.revisionCounter);
+    const end = offsetBytes + lengthBytes;
+    let position = offsetBytes;
+    if (position % BLOCK_SIZE !== 0 || end - position < BLOCK_SIZE) {
+      const length = Math.min(BLOCK_SIZE - (position % BLOCK_SIZE), end - position);
+      this.mergePartialBlock(position, null, length);
+      position += length;
+    }
+    const fullBlocks = Math.floor((end - position) / BLOCK_SIZE);
+    if (fullBlocks > 0) {
+      core.unmapBlocks(position / BLOCK_SIZE, fullBlocks);
+      position += fullBlocks * BLOCK_SIZE;
+    }
+    if (position < end) this.mergePartialBlock(position, null, end - position);
+    core.journal.commit();
+    core.maybeCheckpoint();
+  }
+
+  /** Makes every completed write durable (layer data and journal fdatasync'ed). */
+  flush(): void {
+    this.core.checkOpen();
+    this.core.flush();
+  }
+
+  snapshot(name: string, options: SnapshotOptions = {}): LayerInfo {
+    this.core.checkOpen();
+    return createSnapshot(this.core, name, options);
+  }
+
+  /** The layers: live chain root first, head last, then layers off the live chain. */
+  listChain(): LayerInfo[] {
+    this.core.checkOpen();
+    return listChain(this.core);
+  }
+
+  /** Marks a snapshot removed; `purge` reclaims it. */
+  deleteSnapshot(name: string): void {
+    this.core.checkOpen();
+    deleteSnapshot(this.core, name);
+  }
+
+  /** A purge that the caller steps (`step()` returns true when done), interleaving I/O between steps. */
+  startPurge(): PurgeJob {
+    this.core.checkOpen();
+    return new PurgeJob(this.core);
+  }
+
+  /** Purges everything that can be purged, without yielding. */
+  purge(): { purgedLayers: number; copiedBytes: number } {
+    const job = this.startPurge();
+    job.run();
+    return { purgedLayers: job.purgedLayers, copiedBytes: job.copiedBytes };
+  }
+
+  /** Reverts the volume to a snapshot. The caller guarantees no I/O is running (frontend down). */
+  revert(name: string): void {
+    this.core.checkOpen();
+    revertToSnapshot(this.core, name);
+  }
+
+  hashSnapshot(name: string): string {
+    this.core.checkOpen();
+    return hashSnapshot(this.core, name);
+  }
+
+  expand(sizeBytes: number): void {
+    this.core.checkOpen();
+    expandVolume(this.core, sizeBytes);
+  }
+
+  /** Checks every data block of every layer against its checksum; lists the bad ones. */
+  verify(): VerifyReport {
+    this.core.checkOpen();
+    return verify(this.core);
+  }
+
+  /** The same walk as `verify`, yielding after every 1 MiB so that a caller can interleave I/O. */
+  verifySteps(): Generator<{ blocksChecked: number }, VerifyReport> {
+    this.core.checkOpen();
+    return verifySteps(this.core);
+  }
+
+  exportImage(options: ExportOptions): ExportReport {
+    this.core.checkOpen();
+    return exportImage(this.core, options);
+  }
+
+  // ---- rebuild (sync) support ------------------------------------------------------------
+
+  layerExtents(layerName: string, startBlock = 0, blockCount = this.core.blockCount - startBlock): LayerExtent[] {
+    this.core.checkOpen();
+    return layerExtents(this.core, layerName, startBlock, blockCount);
+  }
+
+  readLayerBlocks(layerName: string, startBlock: number, target: Uint8Array): void {
+    this.core.checkOpen();
+    readLayerBlocks(this.core, layerName, startBlock, target);
+  }
+
+  writeLayerBlocks(
+    layerName: string,
+    startBlock: number,
+    states: Uint8Array,
+    checksums: Uint32Array,
+    data: Uint8Array | null,
+  ): void {
+    this.core.checkOpen();
+    writeLayerBlocks(this.core, layerName, startBlock, states, checksums, data);
+  }
+
+  createLayer(spec: ImportedLayer): LayerInfo {
+    this.core.checkOpen();
+    return createLayer(this.core, spec);
+  }
+
+  setHeadParent(parent: string | null): void {
+    this.core.checkOpen();
+    setHeadParent(this.core, parent);
+  }
+
+  /** While rebuilding, zero writes and unmaps in the head are always recorded (never left ABSENT). */
+  setRebuilding(rebuilding: boolean): void {
+    this.core.checkOpen();
+    if (this.core.volume.rebuilding === rebuilding) return;
+    this.core.checkpoint({ volume: { ...this.core.volume, rebuilding } });
+  }
+
+  /** Sets the revision counter (a rebuilt replica takes its source's). */
+  setRevisionCounter(revisionCounter: number): void {
+    this.core.checkOpen();
+    if (!Number.isSafeInteger(revisionCounter) || revisionCounter < 0) {
+      throw new HornbillError('INVALID_ARGUMENT', 'revision counter must be a non-negative integer', { revisionCounter });
+    }
+    this.core.revisionCounter = revisionCounter;
+    this.core.checkpoint();
+  }
+
+  /** Bytes the replica folder's layer files occupy on disk. */
+  allocatedBytes(): number {
+    this.core.checkOpen();
+    let total = 0;
+    for (const layer of this.core.layers.values()) total += layer.file.allocatedBytes();
+    return total;
+  }
+
+  /** Checkpoints, closes every file and releases the folder lock. Idempotent. */
+  close(): void {
+    const core = this.core;
+    if (core.closed) return;
+    try {
+      core.checkpoint();
+    } finally {
+      core.closed = true;
+      for (const layer of core.layers.values()) core.files.forget(layer.file);
+      core.journal.close();
+      core.index.close();
+      fs.closeSync(core.lockFd);
+    }
+  }
+
+  /** Reads one block, overlays `part` (or zeros) at the position, and writes the block back. */
+  private mergePartialBlock(offsetBytes: number, part: Uint8Array | null, zeroLength = 0): void {
+    const core = this.core;
+    const block = Math.floor(offsetBytes / BLOCK_SIZE);
+    const inner = offsetBytes - block * BLOCK_SIZE;
+    core.readResolved(block, 1, core.scratchBlock, 0);
+    if (part === null) core.scratchBlock.fill(0, inner, inner + zeroLength);
+    else core.scratchBlock.set(part, inner);
+    core.stageData(core.head, block, 1, core.scratchBlock, 0);
+    core.applyStaged(core.head, block, 1, core.scratchBlock, 0);
+  }
+
+  private validateIo(offsetBytes: number, lengthBytes: number, maxLength = MAX_IO_BYTES): void {
+    if (!Number.isSafeInteger(offsetBytes) || !Number.isSafeInteger(lengthBytes) || offsetBytes < 0 || lengthBytes < 0) {
+      throw new HornbillError('INVALID_ARGUMENT', 'offset and length must be non-negative integers', {
+        offsetBytes,
+        lengthBytes,
+      });
+    }
+    if (offsetBytes % SECTOR_SIZE !== 0 || lengthBytes % SECTOR_SIZE !== 0) {
+      throw new HornbillError('STORE_UNALIGNED', `offset and length must be multiples of ${SECTOR_SIZE} bytes`, {
+        offsetBytes,
+        lengthBytes,
+      });
+    }
+    if (lengthBytes > maxLength) {
+      throw new HornbillError('INVALID_ARGUMENT', `a single I/O is limited to ${maxLength} bytes`, { lengthBytes });
+    }
+    if (offsetBytes + lengthBytes > this.core.volume.sizeBytes) {
+      throw new HornbillError('STORE_OUT_OF_RANGE', 'the I/O reaches beyond the end of the volume', {
+        offsetBytes,
+        lengthBytes,
+        sizeBytes: this.core.volume.sizeBytes,
+      });
+    }
+  }
+}
