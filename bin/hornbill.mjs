@@ -13,10 +13,14 @@ const here = dirname(fileURLToPath(import.meta.url));
 if (major < 24) {
   const bundled = join(here, '..', 'node_modules', 'node', 'bin', 'node');
   if (!existsSync(bundled)) {
-    console.error(`hornbill needs Node.js 24 or newer (this is ${process.version}); run npm ci first, or install Node.js 24.`);
+    console.error(
+      `hornbill needs Node.js 24 or newer (this is ${process.version}); run npm ci first, or install Node.js 24.`,
+    );
     process.exit(1);
   }
-  const result = spawnSync(bundled, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  const result = spawnSync(bundled, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: 'inherit',
+  });
   process.exit(result.status ?? 1);
 }
 const { main } = await import('../src/cli/main.ts');

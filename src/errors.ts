@@ -19,10 +19,12 @@ export const ErrorCodes = {
   STORE_UNALIGNED: 'The offset or length is not a multiple of the required alignment.',
   STORE_NOT_EMPTY: 'A replica folder to be created already holds files.',
   STORE_INDEX_MISSING: 'The replica folder has no index (index.mdb); it was never created or was removed.',
-  STORE_INDEX_CORRUPT: 'The replica index cannot be read: a record fails its checksum or LMDB reports damage.',
+  STORE_INDEX_CORRUPT:
+    'The replica index cannot be read: a record fails its checksum or LMDB reports damage.',
   STORE_LAYER_MISSING: 'A layer file named by the index is missing from the replica folder.',
   STORE_UNKNOWN_FILE: 'The replica folder holds a file the index does not account for.',
-  STORE_JOURNAL_CORRUPT: 'The write journal is damaged before its last intact record; flushed data may be at stake.',
+  STORE_JOURNAL_CORRUPT:
+    'The write journal is damaged before its last intact record; flushed data may be at stake.',
   STORE_CHECKSUM_MISMATCH: 'A block read from a layer file does not match its stored checksum.',
   STORE_LOCKED: 'The replica folder is already open in this or another process.',
   STORE_CLOSED: 'The replica store has been closed.',
@@ -78,12 +80,19 @@ export function fromSystemError(error: unknown, context: string, details: ErrorD
   if (error instanceof HornbillError) return error;
   const systemCode = (error as NodeJS.ErrnoException | undefined)?.code;
   if (systemCode === 'ENOSPC' || systemCode === 'EDQUOT') {
-    return new HornbillError('STORE_NO_SPACE', `${context}: no space left on device`, details, { cause: error });
-  }
-  if (typeof systemCode === 'string' && systemCode.startsWith('E')) {
-    return new HornbillError('STORE_IO', `${context}: ${(error as Error).message}`, { ...details, systemCode }, {
+    return new HornbillError('STORE_NO_SPACE', `${context}: no space left on device`, details, {
       cause: error,
     });
+  }
+  if (typeof systemCode === 'string' && systemCode.startsWith('E')) {
+    return new HornbillError(
+      'STORE_IO',
+      `${context}: ${(error as Error).message}`,
+      { ...details, systemCode },
+      {
+        cause: error,
+      },
+    );
   }
   return error;
 }

@@ -139,7 +139,11 @@ export class BlockTable {
           current = undefined;
           continue;
         }
-        if (current !== undefined && current.state === state && current.startBlock + current.blockCount === block) {
+        if (
+          current !== undefined &&
+          current.state === state &&
+          current.startBlock + current.blockCount === block
+        ) {
           current.blockCount++;
         } else {
           current = { startBlock: block, blockCount: 1, state };

@@ -27,7 +27,11 @@ function validateLabels(labels: unknown): Record<string, string> {
   }
   for (const [key, value] of Object.entries(labels)) {
     if (typeof value !== 'string' || key.length === 0 || key.length > 253 || value.length > 1024) {
-      throw new HornbillError('INVALID_ARGUMENT', `label ${JSON.stringify(key)} is not a valid string label`, { key });
+      throw new HornbillError(
+        'INVALID_ARGUMENT',
+        `label ${JSON.stringify(key)} is not a valid string label`,
+        { key },
+      );
     }
   }
   return { ...(labels as Record<string, string>) };
@@ -131,9 +135,13 @@ export function deleteSnapshot(core: StoreCore, name: string): void {
 export function revertToSnapshot(core: StoreCore, name: string): void {
   const target = findSnapshot(core, name);
   if (target.record.removed) {
-    throw new HornbillError('STORE_SNAPSHOT_REMOVED', `snapshot ${name} is removed and cannot be reverted to`, {
-      name,
-    });
+    throw new HornbillError(
+      'STORE_SNAPSHOT_REMOVED',
+      `snapshot ${name} is removed and cannot be reverted to`,
+      {
+        name,
+      },
+    );
   }
   const oldHead = core.head;
   const head = newLayer(core, emptyHeadRecord(core, target.id));
@@ -165,10 +173,14 @@ export function revertToSnapshot(core: StoreCore, name: string): void {
 export function expandVolume(core: StoreCore, sizeBytes: number): void {
   validateVolumeSize(sizeBytes, 'new volume size');
   if (sizeBytes < core.volume.sizeBytes) {
-    throw new HornbillError('STORE_SHRINK_REFUSED', `cannot shrink from ${core.volume.sizeBytes} to ${sizeBytes} bytes`, {
-      sizeBytes,
-      currentSizeBytes: core.volume.sizeBytes,
-    });
+    throw new HornbillError(
+      'STORE_SHRINK_REFUSED',
+      `cannot shrink from ${core.volume.sizeBytes} to ${sizeBytes} bytes`,
+      {
+        sizeBytes,
+        currentSizeBytes: core.volume.sizeBytes,
+      },
+    );
   }
   if (sizeBytes === core.volume.sizeBytes) return;
   const headFile = core.files.use(core.head.file);

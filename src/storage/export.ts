@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { fromSystemError, HornbillError } from '../errors.ts';
-import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS, CHUNK_SHIFT } from './constants.ts';
 import { findSnapshot } from './chain-operations.ts';
+import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS, CHUNK_SHIFT } from './constants.ts';
 import type { Layer } from './layer.ts';
 import { ResolutionMap } from './resolution-map.ts';
 import type { ChecksumMismatch, StoreCore } from './store-core.ts';
@@ -62,7 +62,11 @@ export function exportImage(core: StoreCore, options: ExportOptions): ExportRepo
           continue;
         }
         let end = index + 1;
-        while (end < CHUNK_BLOCKS && view.get(base + end) === slot && layer.table.state(base + end) === BlockState.DATA) {
+        while (
+          end < CHUNK_BLOCKS &&
+          view.get(base + end) === slot &&
+          layer.table.state(base + end) === BlockState.DATA
+        ) {
           end++;
         }
         exportRun(core, layer, base + index, end - index, buffer, fd, options, report);
@@ -98,7 +102,11 @@ function exportRun(
         { blocks: [{ ...mismatch, offsetBytes: mismatch.block * BLOCK_SIZE }] },
       );
     }
-    buffer.fill(0, (mismatch.block - firstBlock) << BLOCK_SHIFT, (mismatch.block - firstBlock + 1) << BLOCK_SHIFT);
+    buffer.fill(
+      0,
+      (mismatch.block - firstBlock) << BLOCK_SHIFT,
+      (mismatch.block - firstBlock + 1) << BLOCK_SHIFT,
+    );
     report.corruptBlocks.push(mismatch);
   }
   const length = blockCount << BLOCK_SHIFT;

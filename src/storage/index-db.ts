@@ -71,14 +71,24 @@ export class IndexDb {
 
   private constructor(filePath: string) {
     try {
-      this.root = open({ path: filePath, maxDbs: 4, overlappingSync: false, encoding: 'binary', cache: false });
+      this.root = open({
+        path: filePath,
+        maxDbs: 4,
+        overlappingSync: false,
+        encoding: 'binary',
+        cache: false,
+      });
       this.meta = this.root.openDB({ name: 'meta', encoding: 'binary' });
       this.layers = this.root.openDB({ name: 'layers', encoding: 'binary' });
       this.chunks = this.root.openDB({ name: 'chunks', encoding: 'binary' });
     } catch (error) {
-      throw new HornbillError('STORE_INDEX_CORRUPT', `index ${filePath} cannot be opened: ${(error as Error).message}`, {
-        path: filePath,
-      });
+      throw new HornbillError(
+        'STORE_INDEX_CORRUPT',
+        `index ${filePath} cannot be opened: ${(error as Error).message}`,
+        {
+          path: filePath,
+        },
+      );
     }
   }
 
@@ -104,10 +114,18 @@ export class IndexDb {
   readAll(): IndexContents {
     try {
       const format = decodeJson<FormatRecord>(this.meta.getBinary('format'), 'meta/format');
-      if (format.magic !== FORMAT_MAGIC || format.version !== FORMAT_VERSION || format.chunkBlocks !== CHUNK_BLOCKS) {
-        throw new HornbillError('STORE_FORMAT_UNSUPPORTED', `unsupported replica format ${JSON.stringify(format)}`, {
-          format,
-        });
+      if (
+        format.magic !== FORMAT_MAGIC ||
+        format.version !== FORMAT_VERSION ||
+        format.chunkBlocks !== CHUNK_BLOCKS
+      ) {
+        throw new HornbillError(
+          'STORE_FORMAT_UNSUPPORTED',
+          `unsupported replica format ${JSON.stringify(format)}`,
+          {
+            format,
+          },
+        );
       }
       const volume = decodeJson<VolumeRecord>(this.meta.getBinary('volume'), 'meta/volume');
       const layers: LayerRecord[] = [];
@@ -141,7 +159,8 @@ export class IndexDb {
       // Deleting a layer removes its chunks last, so a batch can never leave chunks of a deleted layer.
       for (const layerId of batch.deleteLayers ?? []) {
         this.layers.remove(layerId);
-        for (const key of this.chunks.getKeys({ start: [layerId], end: [layerId + 1] })) this.chunks.remove(key);
+        for (const key of this.chunks.getKeys({ start: [layerId], end: [layerId + 1] }))
+          this.chunks.remove(key);
       }
     });
   }

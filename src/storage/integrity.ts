@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS, CHUNK_SHIFT } from './constants.ts';
 import { findSnapshot } from './chain-operations.ts';
+import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS, CHUNK_SHIFT } from './constants.ts';
 import type { Layer } from './layer.ts';
 import { type ChecksumMismatch, checksumError, type StoreCore } from './store-core.ts';
 
@@ -100,7 +100,14 @@ export function hashLayer(core: StoreCore, layer: Layer): string {
         }
         let end = index + 1;
         while (end < CHUNK_BLOCKS && chunk.states[end] === BlockState.DATA) end++;
-        mismatches = core.readLayerRun(layer, base + index, end - index, buffer, index << BLOCK_SHIFT, mismatches);
+        mismatches = core.readLayerRun(
+          layer,
+          base + index,
+          end - index,
+          buffer,
+          index << BLOCK_SHIFT,
+          mismatches,
+        );
         index = end;
       }
       if (mismatches !== undefined) throw checksumError(mismatches, core.directory);
@@ -111,7 +118,8 @@ export function hashLayer(core: StoreCore, layer: Layer): string {
       header.writeBigUInt64LE(BigInt(base + index), 0);
       header[8] = state;
       hash.update(header);
-      if (state === BlockState.DATA) hash.update(buffer.subarray(index << BLOCK_SHIFT, (index + 1) << BLOCK_SHIFT));
+      if (state === BlockState.DATA)
+        hash.update(buffer.subarray(index << BLOCK_SHIFT, (index + 1) << BLOCK_SHIFT));
     }
   }
   return hash.digest('hex');

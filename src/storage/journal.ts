@@ -185,7 +185,11 @@ export class Journal {
   }
 
   private seal(offset: number): void {
-    this.view.setUint32(offset, checksumOf(this.buffer.subarray(offset + 4, offset + JOURNAL_RECORD_BYTES)), true);
+    this.view.setUint32(
+      offset,
+      checksumOf(this.buffer.subarray(offset + 4, offset + JOURNAL_RECORD_BYTES)),
+      true,
+    );
   }
 }
 
@@ -204,7 +208,10 @@ export function readJournal(filePath: string, generation: number): JournalReplay
     throw fromSystemError(error, `reading journal ${filePath}`);
   }
   const corrupt = (reason: string, details: Record<string, unknown> = {}) =>
-    new HornbillError('STORE_JOURNAL_CORRUPT', `journal ${filePath}: ${reason}`, { path: filePath, ...details });
+    new HornbillError('STORE_JOURNAL_CORRUPT', `journal ${filePath}: ${reason}`, {
+      path: filePath,
+      ...details,
+    });
   if (data.length < JOURNAL_HEADER_BYTES) throw corrupt('shorter than its header');
   if (data.toString('latin1', 0, 8) !== JOURNAL_MAGIC) throw corrupt('bad magic');
   if (data.readUInt32LE(60) !== checksumOf(data.subarray(0, 60))) throw corrupt('header checksum mismatch');
@@ -225,10 +232,17 @@ export function readJournal(filePath: string, generation: number): JournalReplay
       replay.blocks.push(record.block);
     }
   }
-  for (let later = offset + JOURNAL_RECORD_BYTES; later + JOURNAL_RECORD_BYTES <= data.length; later += JOURNAL_RECORD_BYTES) {
+  for (
+    let later = offset + JOURNAL_RECORD_BYTES;
+    later + JOURNAL_RECORD_BYTES <= data.length;
+    later += JOURNAL_RECORD_BYTES
+  ) {
     const record = decodeRecord(view, data, later, generation);
     if (record !== undefined && record.sequence > expected) {
-      throw corrupt('a damaged record is followed by intact ones', { damagedAtByte: offset, intactAtByte: later });
+      throw corrupt('a damaged record is followed by intact ones', {
+        damagedAtByte: offset,
+        intactAtByte: later,
+      });
     }
   }
   return replay;
@@ -238,7 +252,12 @@ type DecodedRecord =
   | { kind: typeof KIND_OPERATION; sequence: number; revisionCounter: number }
   | { kind: typeof KIND_BLOCK; sequence: number; block: JournalBlockRecord };
 
-function decodeRecord(view: DataView, data: Buffer, offset: number, generation: number): DecodedRecord | undefined {
+function decodeRecord(
+  view: DataView,
+  data: Buffer,
+  offset: number,
+  generation: number,
+): DecodedRecord | undefined {
   const stored = view.getUint32(offset, true);
   if (stored !== checksumOf(data.subarray(offset + 4, offset + JOURNAL_RECORD_BYTES))) return undefined;
   if (view.getUint32(offset + 28, true) !== generation >>> 0) return undefined;

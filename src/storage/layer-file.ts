@@ -73,7 +73,13 @@ export class LayerFile {
     let done = 0;
     try {
       while (done < length) {
-        const count = fs.readSync(this.fd, target, targetOffset + done, length - done, firstBlock * BLOCK_SIZE + done);
+        const count = fs.readSync(
+          this.fd,
+          target,
+          targetOffset + done,
+          length - done,
+          firstBlock * BLOCK_SIZE + done,
+        );
         if (count === 0) break;
         done += count;
       }
@@ -89,7 +95,13 @@ export class LayerFile {
     let done = 0;
     try {
       while (done < length) {
-        done += fs.writeSync(this.fd, source, sourceOffset + done, length - done, firstBlock * BLOCK_SIZE + done);
+        done += fs.writeSync(
+          this.fd,
+          source,
+          sourceOffset + done,
+          length - done,
+          firstBlock * BLOCK_SIZE + done,
+        );
       }
     } catch (error) {
       throw fromSystemError(error, `writing layer file ${this.path}`, { block: firstBlock });

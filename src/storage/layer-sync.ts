@@ -1,7 +1,13 @@
 import { HornbillError } from '../errors.ts';
+import {
+  describeLayer,
+  discardNewLayer,
+  findSnapshot,
+  newLayer,
+  validateSnapshotName,
+} from './chain-operations.ts';
 import { blockChecksum } from './checksum.ts';
 import { BLOCK_SHIFT, BlockState, HEAD_DISPLAY_NAME, MAX_IO_BLOCKS } from './constants.ts';
-import { describeLayer, discardNewLayer, findSnapshot, newLayer, validateSnapshotName } from './chain-operations.ts';
 import type { LayerRecord } from './index-db.ts';
 import type { Layer, LayerInfo } from './layer.ts';
 import { checksumError, type StoreCore } from './store-core.ts';
@@ -33,15 +39,24 @@ function validateBlockRange(core: StoreCore, startBlock: number, blockCount: num
     blockCount < 0 ||
     startBlock + blockCount > core.blockCount
   ) {
-    throw new HornbillError('STORE_OUT_OF_RANGE', `blocks [${startBlock}, +${blockCount}) are outside the volume`, {
-      startBlock,
-      blockCount,
-      volumeBlocks: core.blockCount,
-    });
+    throw new HornbillError(
+      'STORE_OUT_OF_RANGE',
+      `blocks [${startBlock}, +${blockCount}) are outside the volume`,
+      {
+        startBlock,
+        blockCount,
+        volumeBlocks: core.blockCount,
+      },
+    );
   }
 }
 
-export function layerExtents(core: StoreCore, name: string, startBlock: number, blockCount: number): LayerExtent[] {
+export function layerExtents(
+  core: StoreCore,
+  name: string,
+  startBlock: number,
+  blockCount: number,
+): LayerExtent[] {
   const layer = findLayer(core, name);
   validateBlockRange(core, startBlock, blockCount);
   return layer.table.runs(startBlock, startBlock + blockCount).map((run) => {
@@ -49,7 +64,8 @@ export function layerExtents(core: StoreCore, name: string, startBlock: number, 
       return { startBlock: run.startBlock, blockCount: run.blockCount, state: 'zero', checksums: null };
     }
     const checksums = new Uint32Array(run.blockCount);
-    for (let index = 0; index < run.blockCount; index++) checksums[index] = layer.table.checksum(run.startBlock + index);
+    for (let index = 0; index < run.blockCount; index++)
+      checksums[index] = layer.table.checksum(run.startBlock + index);
     return { startBlock: run.startBlock, blockCount: run.blockCount, state: 'data', checksums };
   });
 }
@@ -91,10 +107,14 @@ export function writeLayerBlocks(
   const layer = findLayer(core, name);
   const blockCount = states.length;
   if (blockCount > MAX_IO_BLOCKS || checksums.length !== blockCount) {
-    throw new HornbillError('INVALID_ARGUMENT', 'states and checksums must have one entry per block, at most 16384', {
-      blocks: blockCount,
-      checksums: checksums.length,
-    });
+    throw new HornbillError(
+      'INVALID_ARGUMENT',
+      'states and checksums must have one entry per block, at most 16384',
+      {
+        blocks: blockCount,
+        checksums: checksums.length,
+      },
+    );
   }
   validateBlockRange(core, startBlock, blockCount);
   const hasData = states.some((state) => state === BlockState.DATA);
@@ -108,12 +128,20 @@ export function writeLayerBlocks(
   for (let index = 0; index < blockCount; index++) {
     const state = states[index];
     if (state > BlockState.ZERO) {
-      throw new HornbillError('INVALID_ARGUMENT', `unknown block state ${state}`, { block: startBlock + index });
+      throw new HornbillError('INVALID_ARGUMENT', `unknown block state ${state}`, {
+        block: startBlock + index,
+      });
     }
     if (state === BlockState.DATA) {
       const actual = blockChecksum(data!, index << BLOCK_SHIFT);
       if (actual !== checksums[index]) {
-        mismatches.push({ layerId: layer.id, layerName: layer.displayName, block: startBlock + index, expected: checksums[index], actual });
+        mismatches.push({
+          layerId: layer.id,
+          layerName: layer.displayName,
+          block: startBlock + index,
+          expected: checksums[index],
+          actual,
+        });
       }
     }
   }
@@ -144,7 +172,9 @@ export interface ImportedLayer {
 export function createLayer(core: StoreCore, spec: ImportedLayer): LayerInfo {
   validateSnapshotName(spec.name);
   if (core.layersByName.has(spec.name)) {
-    throw new HornbillError('STORE_SNAPSHOT_EXISTS', `a snapshot named ${spec.name} already exists`, { name: spec.name });
+    throw new HornbillError('STORE_SNAPSHOT_EXISTS', `a snapshot named ${spec.name} already exists`, {
+      name: spec.name,
+    });
   }
   const parent = spec.parent === null ? null : findSnapshot(core, spec.parent);
   const record: Omit<LayerRecord, 'id'> = {

@@ -2,10 +2,16 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fsExtensions from 'fs-native-extensions';
 import { HornbillError } from '../errors.ts';
-import { Chunk, CHUNK_RECORD_BYTES } from './block-table.ts';
+import { CHUNK_RECORD_BYTES, Chunk } from './block-table.ts';
 import { blockChecksum, isZeroBlock, ZERO_BLOCK_CHECKSUM } from './checksum.ts';
 import { BLOCK_SIZE, BlockState, type BlockStateValue, CHUNK_BLOCKS, MAX_VOLUME_BYTES } from './constants.ts';
-import { INDEX_FILE_NAME, type IndexContents, IndexDb, type LayerRecord, type VolumeRecord } from './index-db.ts';
+import {
+  INDEX_FILE_NAME,
+  type IndexContents,
+  IndexDb,
+  type LayerRecord,
+  type VolumeRecord,
+} from './index-db.ts';
 import { Journal, type JournalBlockRecord, journalGenerationFromFileName, readJournal } from './journal.ts';
 import { Layer } from './layer.ts';
 import { LayerFile, layerIdFromFileName } from './layer-file.ts';
@@ -22,9 +28,13 @@ const LOCK_FILE_NAME = 'lock';
 
 export function validateVolumeSize(sizeBytes: number, what = 'volume size'): void {
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % BLOCK_SIZE !== 0) {
-    throw new HornbillError('INVALID_ARGUMENT', `${what} must be a positive multiple of ${BLOCK_SIZE} bytes`, {
-      sizeBytes,
-    });
+    throw new HornbillError(
+      'INVALID_ARGUMENT',
+      `${what} must be a positive multiple of ${BLOCK_SIZE} bytes`,
+      {
+        sizeBytes,
+      },
+    );
   }
   if (sizeBytes > MAX_VOLUME_BYTES) {
     throw new HornbillError('INVALID_ARGUMENT', `${what} exceeds the maximum of ${MAX_VOLUME_BYTES} bytes`, {
@@ -42,7 +52,10 @@ export function createStoreFiles(directory: string, sizeBytes: number): void {
   fs.mkdirSync(directory, { recursive: true });
   const existing = fs.readdirSync(directory);
   if (existing.length > 0) {
-    throw new HornbillError('STORE_NOT_EMPTY', `replica folder ${directory} is not empty`, { directory, existing });
+    throw new HornbillError('STORE_NOT_EMPTY', `replica folder ${directory} is not empty`, {
+      directory,
+      existing,
+    });
   }
   const layersDirectory = path.join(directory, 'layers');
   const journalDirectory = path.join(directory, 'journal');
@@ -83,9 +96,13 @@ export function createStoreFiles(directory: string, sizeBytes: number): void {
 /** Opens a replica folder: validates the index, accounts for every file, replays the journal. */
 export function openStoreCore(directory: string, options: StoreOptions = {}): StoreCore {
   if (!fs.existsSync(path.join(directory, INDEX_FILE_NAME))) {
-    throw new HornbillError('STORE_INDEX_MISSING', `replica folder ${directory} has no index (${INDEX_FILE_NAME})`, {
-      directory,
-    });
+    throw new HornbillError(
+      'STORE_INDEX_MISSING',
+      `replica folder ${directory} has no index (${INDEX_FILE_NAME})`,
+      {
+        directory,
+      },
+    );
   }
   const lockFd = acquireLock(directory);
   let index: IndexDb | undefined;
@@ -141,7 +158,8 @@ function validateContents(contents: IndexContents, directory: string): void {
   const ids = new Set(layers.map((layer) => layer.id));
   const names = new Set<string>();
   for (const layer of layers) {
-    if (layer.parentId !== null && !ids.has(layer.parentId)) throw corrupt(`layer ${layer.id} names a missing parent`);
+    if (layer.parentId !== null && !ids.has(layer.parentId))
+      throw corrupt(`layer ${layer.id} names a missing parent`);
     if (layer.id >= volume.nextLayerId) throw corrupt(`layer ${layer.id} is beyond the next layer id`);
     if (layer.name !== null) {
       if (names.has(layer.name)) throw corrupt(`two layers are named ${layer.name}`);
@@ -177,7 +195,9 @@ function loadLayers(core: StoreCore, contents: IndexContents): void {
 }
 
 function indexCorrupt(core: StoreCore, reason: string): HornbillError {
-  return new HornbillError('STORE_INDEX_CORRUPT', `replica ${core.directory}: ${reason}`, { directory: core.directory });
+  return new HornbillError('STORE_INDEX_CORRUPT', `replica ${core.directory}: ${reason}`, {
+    directory: core.directory,
+  });
 }
 
 /**
@@ -198,9 +218,13 @@ function accountForLayerFiles(core: StoreCore): void {
     ) {
       fs.rmSync(filePath, { force: true });
     } else {
-      throw new HornbillError('STORE_UNKNOWN_FILE', `replica ${core.directory}: unexpected file ${filePath}`, {
-        path: filePath,
-      });
+      throw new HornbillError(
+        'STORE_UNKNOWN_FILE',
+        `replica ${core.directory}: unexpected file ${filePath}`,
+        {
+          path: filePath,
+        },
+      );
     }
   }
   for (const layer of core.layers.values()) {
@@ -226,9 +250,13 @@ function replayJournals(core: StoreCore): Journal {
     const fileGeneration = journalGenerationFromFileName(name);
     const filePath = path.join(core.journalDirectory, name);
     if (fileGeneration === undefined) {
-      throw new HornbillError('STORE_UNKNOWN_FILE', `replica ${core.directory}: unexpected file ${filePath}`, {
-        path: filePath,
-      });
+      throw new HornbillError(
+        'STORE_UNKNOWN_FILE',
+        `replica ${core.directory}: unexpected file ${filePath}`,
+        {
+          path: filePath,
+        },
+      );
     }
     if (fileGeneration === generation) {
       current = filePath;
@@ -237,9 +265,13 @@ function replayJournals(core: StoreCore): Journal {
     } else {
       const leftover = readJournal(filePath, fileGeneration);
       if (leftover.blocks.length > 0 || leftover.revisionCounter >= 0) {
-        throw new HornbillError('STORE_JOURNAL_CORRUPT', `journal ${filePath} is newer than the index but holds records`, {
-          path: filePath,
-        });
+        throw new HornbillError(
+          'STORE_JOURNAL_CORRUPT',
+          `journal ${filePath} is newer than the index but holds records`,
+          {
+            path: filePath,
+          },
+        );
       }
       fs.rmSync(filePath, { force: true });
     }

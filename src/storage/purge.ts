@@ -1,9 +1,9 @@
 import { assert } from '../assert.ts';
+import { unlinkLayerFile } from './chain-operations.ts';
 import { BLOCK_SHIFT, BlockState, CHUNK_BLOCKS, CHUNK_SHIFT } from './constants.ts';
 import type { LayerRecord } from './index-db.ts';
 import type { Layer } from './layer.ts';
 import { checksumError, type StoreCore } from './store-core.ts';
-import { unlinkLayerFile } from './chain-operations.ts';
 
 /**
  * Merges removed snapshots away, in steps of at most one chunk (4 MiB) of copying, so that
@@ -78,9 +78,16 @@ export class PurgeJob {
 
   private planMerge(source: Layer): MergeState {
     const child = this.core.layers.get([...source.childIds][0])!;
-    const direction = child !== this.core.head && child.table.heldBlocks < source.table.heldBlocks ? 'up' : 'down';
+    const direction =
+      child !== this.core.head && child.table.heldBlocks < source.table.heldBlocks ? 'up' : 'down';
     const from = direction === 'down' ? source : child;
-    return { sourceId: source.id, childId: child.id, direction, chunkIndexes: from.table.sortedChunkIndexes(), nextChunk: 0 };
+    return {
+      sourceId: source.id,
+      childId: child.id,
+      direction,
+      chunkIndexes: from.table.sortedChunkIndexes(),
+      nextChunk: 0,
+    };
   }
 
   private mergeStillValid(merge: MergeState): boolean {
@@ -107,7 +114,11 @@ export class PurgeJob {
         continue;
       }
       let end = index + 1;
-      while (end < CHUNK_BLOCKS && chunk.states[end] === chunk.states[index] && this.needsCopy(merge, from, to, base + end, chunk.states[end])) {
+      while (
+        end < CHUNK_BLOCKS &&
+        chunk.states[end] === chunk.states[index] &&
+        this.needsCopy(merge, from, to, base + end, chunk.states[end])
+      ) {
         end++;
       }
       this.copyRun(from, to, base + index, end - index, chunk.states[index] === BlockState.DATA);

@@ -25,7 +25,16 @@ import { createStoreFiles, openStoreCore, type StoreOptions } from './open-store
 import { PurgeJob } from './purge.ts';
 import type { StoreCore } from './store-core.ts';
 
-export type { ExportOptions, ExportReport, ImportedLayer, LayerExtent, LayerInfo, SnapshotOptions, StoreOptions, VerifyReport };
+export type {
+  ExportOptions,
+  ExportReport,
+  ImportedLayer,
+  LayerExtent,
+  LayerInfo,
+  SnapshotOptions,
+  StoreOptions,
+  VerifyReport,
+};
 
 /**
  * The on-disk store of one replica (DESIGN.md §4, docs/on-disk-format.md).
@@ -58,7 +67,9 @@ export class ReplicaStore {
   /** Opens an existing replica folder, recovering from a crash if there was one. */
   static open(directory: string, options: StoreOptions = {}): ReplicaStore {
     if (!fs.existsSync(directory)) {
-      throw new HornbillError('STORE_INDEX_MISSING', `replica folder ${directory} does not exist`, { directory });
+      throw new HornbillError('STORE_INDEX_MISSING', `replica folder ${directory} does not exist`, {
+        directory,
+      });
     }
     return new ReplicaStore(openStoreCore(directory, options));
   }
@@ -244,7 +255,11 @@ export class ReplicaStore {
 
   // ---- rebuild (sync) support ------------------------------------------------------------
 
-  layerExtents(layerName: string, startBlock = 0, blockCount = this.core.blockCount - startBlock): LayerExtent[] {
+  layerExtents(
+    layerName: string,
+    startBlock = 0,
+    blockCount = this.core.blockCount - startBlock,
+  ): LayerExtent[] {
     this.core.checkOpen();
     return layerExtents(this.core, layerName, startBlock, blockCount);
   }
@@ -286,7 +301,9 @@ export class ReplicaStore {
   setRevisionCounter(revisionCounter: number): void {
     this.core.checkOpen();
     if (!Number.isSafeInteger(revisionCounter) || revisionCounter < 0) {
-      throw new HornbillError('INVALID_ARGUMENT', 'revision counter must be a non-negative integer', { revisionCounter });
+      throw new HornbillError('INVALID_ARGUMENT', 'revision counter must be a non-negative integer', {
+        revisionCounter,
+      });
     }
     this.core.revisionCounter = revisionCounter;
     this.core.checkpoint();
@@ -328,20 +345,31 @@ export class ReplicaStore {
   }
 
   private validateIo(offsetBytes: number, lengthBytes: number, maxLength = MAX_IO_BYTES): void {
-    if (!Number.isSafeInteger(offsetBytes) || !Number.isSafeInteger(lengthBytes) || offsetBytes < 0 || lengthBytes < 0) {
+    if (
+      !Number.isSafeInteger(offsetBytes) ||
+      !Number.isSafeInteger(lengthBytes) ||
+      offsetBytes < 0 ||
+      lengthBytes < 0
+    ) {
       throw new HornbillError('INVALID_ARGUMENT', 'offset and length must be non-negative integers', {
         offsetBytes,
         lengthBytes,
       });
     }
     if (offsetBytes % SECTOR_SIZE !== 0 || lengthBytes % SECTOR_SIZE !== 0) {
-      throw new HornbillError('STORE_UNALIGNED', `offset and length must be multiples of ${SECTOR_SIZE} bytes`, {
-        offsetBytes,
-        lengthBytes,
-      });
+      throw new HornbillError(
+        'STORE_UNALIGNED',
+        `offset and length must be multiples of ${SECTOR_SIZE} bytes`,
+        {
+          offsetBytes,
+          lengthBytes,
+        },
+      );
     }
     if (lengthBytes > maxLength) {
-      throw new HornbillError('INVALID_ARGUMENT', `a single I/O is limited to ${maxLength} bytes`, { lengthBytes });
+      throw new HornbillError('INVALID_ARGUMENT', `a single I/O is limited to ${maxLength} bytes`, {
+        lengthBytes,
+      });
     }
     if (offsetBytes + lengthBytes > this.core.volume.sizeBytes) {
       throw new HornbillError('STORE_OUT_OF_RANGE', 'the I/O reaches beyond the end of the volume', {

@@ -188,7 +188,10 @@ export class StoreCore {
       const state = layer === undefined ? BlockState.ABSENT : layer.table.state(block);
       let end = index + 1;
       if (layer === undefined || state !== BlockState.DATA) {
-        assert(layer === undefined || state === BlockState.ZERO, 'resolution points at a layer without the block');
+        assert(
+          layer === undefined || state === BlockState.ZERO,
+          'resolution points at a layer without the block',
+        );
         while (end < blockCount && this.isZeroInView(firstBlock + end)) end++;
         target.fill(0, targetOffset + (index << BLOCK_SHIFT), targetOffset + (end << BLOCK_SHIFT));
       } else {
@@ -199,7 +202,14 @@ export class StoreCore {
         ) {
           end++;
         }
-        mismatches = this.readLayerRun(layer, block, end - index, target, targetOffset + (index << BLOCK_SHIFT), mismatches);
+        mismatches = this.readLayerRun(
+          layer,
+          block,
+          end - index,
+          target,
+          targetOffset + (index << BLOCK_SHIFT),
+          mismatches,
+        );
       }
       index = end;
     }
@@ -226,7 +236,13 @@ export class StoreCore {
       const actual = blockChecksum(target, targetOffset + (index << BLOCK_SHIFT));
       if (actual !== expected) {
         mismatches ??= [];
-        mismatches.push({ layerId: layer.id, layerName: layer.displayName, block: firstBlock + index, expected, actual });
+        mismatches.push({
+          layerId: layer.id,
+          layerName: layer.displayName,
+          block: firstBlock + index,
+          expected,
+          actual,
+        });
       }
     }
     return mismatches;
@@ -235,12 +251,19 @@ export class StoreCore {
   // ---- writes --------------------------------------------------------------------------
 
   /** Stages states and checksums for client data: zero blocks become ZERO (or ABSENT in the head). */
-  stageData(layer: Layer, firstBlock: number, blockCount: number, source: Uint8Array, sourceOffset: number): void {
+  stageData(
+    layer: Layer,
+    firstBlock: number,
+    blockCount: number,
+    source: Uint8Array,
+    sourceOffset: number,
+  ): void {
     for (let index = 0; index < blockCount; index++) {
       const offset = sourceOffset + (index << BLOCK_SHIFT);
       const checksum = blockChecksum(source, offset);
       if (checksum === ZERO_BLOCK_CHECKSUM && isZeroBlock(source, offset)) {
-        this.stagedStates[index] = layer === this.head ? this.zeroStateFor(firstBlock + index) : BlockState.ZERO;
+        this.stagedStates[index] =
+          layer === this.head ? this.zeroStateFor(firstBlock + index) : BlockState.ZERO;
         this.stagedChecksums[index] = 0;
       } else {
         this.stagedStates[index] = BlockState.DATA;
@@ -305,10 +328,21 @@ export class StoreCore {
    * goes away, then the tables and the resolution map. `source` holds the data of DATA
    * blocks at their position in the run.
    */
-  applyStaged(layer: Layer, firstBlock: number, blockCount: number, source: Uint8Array | null, sourceOffset: number): void {
+  applyStaged(
+    layer: Layer,
+    firstBlock: number,
+    blockCount: number,
+    source: Uint8Array | null,
+    sourceOffset: number,
+  ): void {
     assert(blockCount <= MAX_IO_BLOCKS, 'apply larger than the staging area');
     for (let index = 0; index < blockCount; index++) {
-      this.journal.addBlock(layer.id, firstBlock + index, this.stagedStates[index] as BlockStateValue, this.stagedChecksums[index]);
+      this.journal.addBlock(
+        layer.id,
+        firstBlock + index,
+        this.stagedStates[index] as BlockStateValue,
+        this.stagedChecksums[index],
+      );
     }
     this.journal.commit();
     const file = this.files.use(layer.file);
@@ -325,7 +359,12 @@ export class StoreCore {
         this.punchDataBlocks(layer, firstBlock + index, end - index);
       }
       for (let block = index; block < end; block++) {
-        this.setBlock(layer, firstBlock + block, this.stagedStates[block] as BlockStateValue, this.stagedChecksums[block]);
+        this.setBlock(
+          layer,
+          firstBlock + block,
+          this.stagedStates[block] as BlockStateValue,
+          this.stagedChecksums[block],
+        );
       }
       index = end;
     }

@@ -54,7 +54,10 @@ describe('replica store: reads and writes', () => {
       [4096 * 3 + 512, 4096 * 2],
       [MiB - 1024, 1024],
     ]) {
-      assert.ok(readAll(store, offset, length).equals(model.subarray(offset, offset + length)), `read ${offset}+${length}`);
+      assert.ok(
+        readAll(store, offset, length).equals(model.subarray(offset, offset + length)),
+        `read ${offset}+${length}`,
+      );
     }
   });
 
@@ -116,7 +119,9 @@ describe('replica store: bad input is refused with a code and changes nothing', 
   test('volume sizes, snapshot names and shrinking', (t) => {
     const root = tempDirectory(t);
     for (const sizeBytes of [0, -4096, 1000, 4096.5, Number.NaN]) {
-      expectCode('INVALID_ARGUMENT', () => ReplicaStore.create(path.join(root, `bad-${sizeBytes}`), { sizeBytes }));
+      expectCode('INVALID_ARGUMENT', () =>
+        ReplicaStore.create(path.join(root, `bad-${sizeBytes}`), { sizeBytes }),
+      );
     }
     const store = ReplicaStore.create(path.join(root, 'r'), { sizeBytes: MiB });
     defer(t, () => store.close());
@@ -278,8 +283,12 @@ describe('replica store: snapshots, purge, revert, expand', () => {
 
   test('snapshot hashes are equal for equal content and stored with the layer', (t) => {
     const root = tempDirectory(t);
-    const stores = ['a', 'b'].map((name) => ReplicaStore.create(path.join(root, name), { sizeBytes: 4 * MiB }));
-    defer(t, () => stores.forEach((store) => store.close()));
+    const stores = ['a', 'b'].map((name) =>
+      ReplicaStore.create(path.join(root, name), { sizeBytes: 4 * MiB }),
+    );
+    defer(t, () => {
+      for (const store of stores) store.close();
+    });
     for (const store of stores) {
       store.write(MiB, patternBytes(7, 12288));
       store.unmap(0, 4096);
