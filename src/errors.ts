@@ -36,6 +36,7 @@ export const ErrorCodes = {
   STORE_NO_SPACE: 'The disk holding the replica is full (ENOSPC).',
   STORE_IO: 'The operating system reported an I/O error on a replica file.',
   STORE_FORMAT_UNSUPPORTED: 'The replica folder was written by an unknown on-disk format version.',
+  DEVICE_NOT_READY: 'The volume cannot serve I/O now: no healthy replica, or its engine is stopping.',
   CLI_USAGE: 'The command line is not valid for this command.',
 } as const;
 

@@ -8,7 +8,7 @@ import {
   revertToSnapshot,
   type SnapshotOptions,
 } from './chain-operations.ts';
-import { BLOCK_SHIFT, BLOCK_SIZE, MAX_IO_BYTES, SECTOR_SIZE } from './constants.ts';
+import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS, MAX_IO_BYTES, SECTOR_SIZE } from './constants.ts';
 import { type ExportOptions, type ExportReport, exportImage } from './export.ts';
 import { hashSnapshot, type VerifyReport, verify, verifySteps } from './integrity.ts';
 import type { LayerInfo } from './layer.ts';
@@ -182,6 +182,45 @@ export class ReplicaStore {
     if (position < end) this.mergePartialBlock(position, null, end - position);
     core.journal.commit();
     core.maybeCheckpoint();
+  }
+
+  /**
+   * Provisioning status from `offsetBytes`: runs of mapped (data stored) and deallocated
+   * (reads zeros, nothing stored) bytes, in 4 KiB granularity clipped to the request. Stops
+   * after `maxRuns` runs, so the answer may cover less than `lengthBytes` (never nothing).
+   */
+  mappingStatus(offsetBytes: number, lengthBytes: number, maxRuns = 1024): MappingRun[] {
+    const core = this.core;
+    core.checkOpen();
+    this.validateIo(offsetBytes, lengthBytes, Number.MAX_SAFE_INTEGER);
+    const runs: MappingRun[] = [];
+    if (lengthBytes === 0) return runs;
+    const end = offsetBytes + lengthBytes;
+    let block = Math.floor(offsetBytes / BLOCK_SIZE);
+    const endBlock = Math.ceil(end / BLOCK_SIZE);
+    while (block < endBlock && runs.length <= maxRuns) {
+      const chunkIndex = Math.floor(block / CHUNK_BLOCKS);
+      const chunkEnd = Math.min(endBlock, (chunkIndex + 1) * CHUNK_BLOCKS);
+      if (core.resolution.chunkIsEmpty(chunkIndex)) {
+        appendRun(runs, block, chunkEnd - block, false);
+        block = chunkEnd;
+        continue;
+      }
+      for (; block < chunkEnd; block++) {
+        const slot = core.resolution.get(block);
+        const mapped = slot !== 0 && core.slots[slot]!.table.state(block) === BlockState.DATA;
+        appendRun(runs, block, 1, mapped);
+      }
+    }
+    if (runs.length > maxRuns) runs.length = maxRuns;
+    // Clip to the requested byte range.
+    const first = runs[0];
+    const shift = offsetBytes - first.offsetBytes;
+    first.offsetBytes += shift;
+    first.lengthBytes -= shift;
+    const last = runs[runs.length - 1];
+    if (last.offsetBytes + last.lengthBytes > end) last.lengthBytes = end - last.offsetBytes;
+    return runs.filter((run) => run.lengthBytes > 0);
   }
 
   /** Makes every completed write durable (layer data and journal fdatasync'ed). */
@@ -378,5 +417,14 @@ export class ReplicaStore {
         sizeBytes: this.core.volume.sizeBytes,
       });
     }
+  }
+}
+
+function appendRun(runs: MappingRun[], block: number, blockCount: number, mapped: boolean): void {
+  const last = runs[runs.length - 1];
+  if (last !== undefined && last.mapped === mapped) {
+    last.lengthBytes += blockCount * BLOCK_SIZE;
+  } else {
+    runs.push({ offsetBytes: block * BLOCK_SIZE, lengthBytes: blockCount * BLOCK_SIZE, mapped });
   }
 }

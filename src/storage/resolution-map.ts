@@ -32,6 +32,11 @@ export class ResolutionMap {
     this.chunks = new Array(this.chunks.length);
   }
 
+  /** True when no block of the chunk resolves to any layer. */
+  chunkIsEmpty(chunkIndex: number): boolean {
+    return this.chunks[chunkIndex] === undefined;
+  }
+
   get(block: number): number {
     const chunk = this.chunks[block >>> CHUNK_SHIFT];
     return chunk === undefined ? 0 : chunk[block & CHUNK_MASK];
