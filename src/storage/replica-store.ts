@@ -25,6 +25,13 @@ import { createStoreFiles, openStoreCore, type StoreOptions } from './open-store
 import { PurgeJob } from './purge.ts';
 import type { StoreCore } from './store-core.ts';
 
+/** A run of bytes that are all mapped (data stored) or all deallocated (reads zeros, nothing stored). */
+export interface MappingRun {
+  offsetBytes: number;
+  lengthBytes: number;
+  mapped: boolean;
+}
+
 export type {
   ExportOptions,
   ExportReport,
