@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { HornbillError } from '../errors.ts';
 import { SNAPSHOT_NAME_PATTERN } from './constants.ts';
+import { failpoint } from './failpoints.ts';
 import type { LayerRecord } from './index-db.ts';
 import { Layer, type LayerInfo } from './layer.ts';
 import { LayerFile, layerFileName } from './layer-file.ts';
@@ -58,6 +59,7 @@ export function newLayer(core: StoreCore, record: Omit<LayerRecord, 'id'>): Laye
   const file = LayerFile.create(core.layersDirectory, id, core.volume.sizeBytes);
   file.close();
   syncDirectory(core.layersDirectory);
+  failpoint('layer-file-created');
   return new Layer({ id, ...record }, file);
 }
 

@@ -12,7 +12,13 @@ import {
   type LayerRecord,
   type VolumeRecord,
 } from './index-db.ts';
-import { Journal, type JournalBlockRecord, journalGenerationFromFileName, readJournal } from './journal.ts';
+import {
+  JOURNAL_HEADER_BYTES,
+  Journal,
+  type JournalBlockRecord,
+  journalGenerationFromFileName,
+  readJournal,
+} from './journal.ts';
 import { Layer } from './layer.ts';
 import { LayerFile, layerIdFromFileName } from './layer-file.ts';
 import { StoreCore, syncDirectory } from './store-core.ts';
@@ -263,6 +269,12 @@ function replayJournals(core: StoreCore): Journal {
     } else if (fileGeneration < generation) {
       fs.rmSync(filePath, { force: true });
     } else {
+      // The new journal of a checkpoint that did not commit: no write ever went to it. A
+      // crash while it was being created can leave it without a complete header.
+      if (fs.statSync(filePath).size < JOURNAL_HEADER_BYTES) {
+        fs.rmSync(filePath, { force: true });
+        continue;
+      }
       const leftover = readJournal(filePath, fileGeneration);
       if (leftover.blocks.length > 0 || leftover.revisionCounter >= 0) {
         throw new HornbillError(

@@ -1,6 +1,7 @@
 import { assert } from '../assert.ts';
 import { unlinkLayerFile } from './chain-operations.ts';
 import { BLOCK_SHIFT, BlockState, CHUNK_BLOCKS, CHUNK_SHIFT } from './constants.ts';
+import { failpoint } from './failpoints.ts';
 import type { LayerRecord } from './index-db.ts';
 import type { Layer } from './layer.ts';
 import { checksumError, type StoreCore } from './store-core.ts';
@@ -200,6 +201,7 @@ export class PurgeJob {
       deleteLayers: [layer.id],
       volume: { ...core.volume, garbageLayerIds: [...core.volume.garbageLayerIds, layer.id] },
     });
+    failpoint('layer-removal-committed');
     core.dropLayer(layer);
     unlinkLayerFile(core, layer.id);
   }

@@ -12,6 +12,7 @@ import {
   CHUNK_SHIFT,
   MAX_IO_BLOCKS,
 } from './constants.ts';
+import { failpoint } from './failpoints.ts';
 import type { IndexBatch, IndexDb, VolumeRecord } from './index-db.ts';
 import { Journal } from './journal.ts';
 import type { Layer } from './layer.ts';
@@ -345,6 +346,7 @@ export class StoreCore {
       );
     }
     this.journal.commit();
+    failpoint('journal-committed');
     const file = this.files.use(layer.file);
     this.dirtyFiles.add(file);
     let index = 0;
@@ -358,6 +360,7 @@ export class StoreCore {
       } else {
         this.punchDataBlocks(layer, firstBlock + index, end - index);
       }
+      failpoint('data-written');
       for (let block = index; block < end; block++) {
         this.setBlock(
           layer,
@@ -449,6 +452,7 @@ export class StoreCore {
     }
     const next = Journal.create(this.journalDirectory, this.journal.generation + 1);
     syncDirectory(this.journalDirectory);
+    failpoint('checkpoint-journal-created');
     const volume: VolumeRecord = {
       ...(extra.volume ?? this.volume),
       journalGeneration: next.generation,
@@ -461,6 +465,7 @@ export class StoreCore {
       fs.rmSync(next.path, { force: true });
       throw error;
     }
+    failpoint('checkpoint-committed');
     this.volume = volume;
     for (const layer of this.layers.values()) layer.table.dirtyChunks.clear();
     const previous = this.journal;
