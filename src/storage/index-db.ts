@@ -69,7 +69,7 @@ export class IndexDb {
   private readonly layers: Database<Buffer, number>;
   private readonly chunks: Database<Buffer, [number, number]>;
 
-  private constructor(filePath: string) {
+  private constructor(filePath: string, readOnly = false) {
     try {
       this.root = open({
         path: filePath,
@@ -77,6 +77,7 @@ export class IndexDb {
         overlappingSync: false,
         encoding: 'binary',
         cache: false,
+        readOnly,
       });
       this.meta = this.root.openDB({ name: 'meta', encoding: 'binary' });
       this.layers = this.root.openDB({ name: 'layers', encoding: 'binary' });
@@ -103,11 +104,15 @@ export class IndexDb {
     return index;
   }
 
-  static open(filePath: string): IndexDb {
+  /**
+   * Opens an existing index. Callers outside the probe check it first (checkIndexHeader,
+   * probeIndex in index-probe.ts): LMDB can crash on a damaged file.
+   */
+  static open(filePath: string, options: { readOnly?: boolean } = {}): IndexDb {
     if (!fs.existsSync(filePath)) {
       throw new HornbillError('STORE_INDEX_MISSING', `index ${filePath} does not exist`, { path: filePath });
     }
-    return new IndexDb(filePath);
+    return new IndexDb(filePath, options.readOnly ?? false);
   }
 
   /** Reads and validates everything (the store keeps the index in memory). */

@@ -12,6 +12,7 @@ import {
   type LayerRecord,
   type VolumeRecord,
 } from './index-db.ts';
+import { checkIndexHeader, probeIndex } from './index-probe.ts';
 import {
   JOURNAL_HEADER_BYTES,
   Journal,
@@ -28,6 +29,12 @@ export interface StoreOptions {
   maxOpenLayerFiles?: number;
   /** Journal size that triggers a checkpoint into the index (default 8 MiB). */
   checkpointJournalBytes?: number;
+  /**
+   * Read the whole index in a child process before opening it (default true): LMDB can
+   * crash on a damaged file (index-probe.ts). Only tests that reopen a known-good store
+   * hundreds of times turn it off.
+   */
+  probeIndex?: boolean;
 }
 
 const LOCK_FILE_NAME = 'lock';
@@ -113,7 +120,10 @@ export function openStoreCore(directory: string, options: StoreOptions = {}): St
   const lockFd = acquireLock(directory);
   let index: IndexDb | undefined;
   try {
-    index = IndexDb.open(path.join(directory, INDEX_FILE_NAME));
+    const indexPath = path.join(directory, INDEX_FILE_NAME);
+    checkIndexHeader(indexPath);
+    if (options.probeIndex ?? true) probeIndex(indexPath);
+    index = IndexDb.open(indexPath);
     const contents = index.readAll();
     validateContents(contents, directory);
     const core = new StoreCore({

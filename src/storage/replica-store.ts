@@ -68,7 +68,8 @@ export class ReplicaStore {
   /** Creates a new replica folder (which must be empty or absent) and opens it. */
   static create(directory: string, options: StoreOptions & { sizeBytes: number }): ReplicaStore {
     createStoreFiles(directory, options.sizeBytes);
-    return ReplicaStore.open(directory, options);
+    // The index was written a moment ago by this process: no need to probe it.
+    return ReplicaStore.open(directory, { ...options, probeIndex: false });
   }
 
   /** Opens an existing replica folder, recovering from a crash if there was one. */
