@@ -2,47 +2,86 @@ import { assert } from '../assert.ts';
 import { BlockState, type BlockStateValue, CHUNK_BLOCKS, CHUNK_SHIFT } from './constants.ts';
 
 const CHUNK_MASK = CHUNK_BLOCKS - 1;
-/** Serialized chunk: one state byte per block, then one little-endian CRC32C per block. */
-export const CHUNK_RECORD_BYTES = CHUNK_BLOCKS + CHUNK_BLOCKS * 4;
+const DENSE = 0;
+const SPARSE = 1;
+/** Dense record: format byte, one state byte per block, one little-endian CRC32C per block. */
+const DENSE_RECORD_BYTES = 1 + CHUNK_BLOCKS + CHUNK_BLOCKS * 4;
+/** Sparse record: format byte, u16 count, then per held block u16 index, u8 state, u32 checksum. */
+const SPARSE_ENTRY_BYTES = 7;
 
 /**
  * The blocks one layer holds in one 4 MiB range of the volume: a state and a checksum
- * per block, in one ArrayBuffer so that it serializes with a single copy.
+ * per block. In the index a chunk is stored dense (5 KiB) or, when it holds few blocks,
+ * sparse (7 bytes per held block) — a snapshot that changed one block costs 10 bytes,
+ * not an LMDB overflow page.
  */
 export class Chunk {
-  readonly memory: ArrayBuffer;
-  readonly states: Uint8Array;
-  readonly checksums: Uint32Array;
+  readonly states = new Uint8Array(CHUNK_BLOCKS);
+  readonly checksums = new Uint32Array(CHUNK_BLOCKS);
   /** Blocks whose state is not ABSENT. */
   held = 0;
   /** Blocks whose state is DATA (they take space in the layer file). */
   dataBlocks = 0;
 
-  constructor(record?: Uint8Array) {
-    this.memory = new ArrayBuffer(CHUNK_RECORD_BYTES);
-    this.states = new Uint8Array(this.memory, 0, CHUNK_BLOCKS);
-    this.checksums = new Uint32Array(this.memory, CHUNK_BLOCKS, CHUNK_BLOCKS);
-    if (record !== undefined) {
-      assert(record.length === CHUNK_RECORD_BYTES, 'chunk record length');
-      new Uint8Array(this.memory).set(record);
+  /** Decodes an index record; undefined when it is not a valid chunk record. */
+  static decode(record: Uint8Array): Chunk | undefined {
+    const chunk = new Chunk();
+    const view = new DataView(record.buffer, record.byteOffset, record.byteLength);
+    if (record.length === DENSE_RECORD_BYTES && record[0] === DENSE) {
       for (let index = 0; index < CHUNK_BLOCKS; index++) {
-        const state = this.states[index];
-        if (state !== BlockState.ABSENT) this.held++;
-        if (state === BlockState.DATA) this.dataBlocks++;
+        const state = record[1 + index];
+        const checksum = view.getUint32(1 + CHUNK_BLOCKS + index * 4, true);
+        if (!chunk.load(index, state, checksum)) return undefined;
       }
+    } else if (record.length >= 3 && record[0] === SPARSE) {
+      const count = view.getUint16(1, true);
+      if (record.length !== 3 + count * SPARSE_ENTRY_BYTES || count > CHUNK_BLOCKS) return undefined;
+      let previous = -1;
+      for (let entry = 0; entry < count; entry++) {
+        const offset = 3 + entry * SPARSE_ENTRY_BYTES;
+        const index = view.getUint16(offset, true);
+        if (index <= previous || index >= CHUNK_BLOCKS) return undefined;
+        if (!chunk.load(index, record[offset + 2], view.getUint32(offset + 3, true))) return undefined;
+        previous = index;
+      }
+    } else {
+      return undefined;
     }
+    return chunk.held > 0 ? chunk : undefined;
   }
 
-  /** True when every state byte is one of the known states (used to validate records read from disk). */
-  statesAreValid(): boolean {
-    for (let index = 0; index < CHUNK_BLOCKS; index++) {
-      if (this.states[index] > BlockState.ZERO) return false;
-    }
+  /** Sets one entry while decoding; false when the entry is not valid. */
+  private load(index: number, state: number, checksum: number): boolean {
+    if (state > BlockState.ZERO || (state !== BlockState.DATA && checksum !== 0)) return false;
+    this.states[index] = state;
+    this.checksums[index] = checksum;
+    if (state !== BlockState.ABSENT) this.held++;
+    if (state === BlockState.DATA) this.dataBlocks++;
     return true;
   }
 
+  /** The smaller of the two encodings. */
   serialize(): Buffer {
-    return Buffer.from(this.memory.slice(0));
+    if (3 + this.held * SPARSE_ENTRY_BYTES < DENSE_RECORD_BYTES) {
+      const record = Buffer.allocUnsafe(3 + this.held * SPARSE_ENTRY_BYTES);
+      record[0] = SPARSE;
+      record.writeUInt16LE(this.held, 1);
+      let offset = 3;
+      for (let index = 0; index < CHUNK_BLOCKS; index++) {
+        if (this.states[index] === BlockState.ABSENT) continue;
+        record.writeUInt16LE(index, offset);
+        record[offset + 2] = this.states[index];
+        record.writeUInt32LE(this.checksums[index], offset + 3);
+        offset += SPARSE_ENTRY_BYTES;
+      }
+      return record;
+    }
+    const record = Buffer.allocUnsafe(DENSE_RECORD_BYTES);
+    record[0] = DENSE;
+    record.set(this.states, 1);
+    for (let index = 0; index < CHUNK_BLOCKS; index++)
+      record.writeUInt32LE(this.checksums[index], 1 + CHUNK_BLOCKS + index * 4);
+    return record;
   }
 }
 

@@ -114,10 +114,9 @@ export function createSnapshot(core: StoreCore, name: string, options: SnapshotO
   Object.assign(oldHead.record, snapshotRecord);
   core.addLayer(head);
   core.setParent(head, oldHead.id);
-  core.head = head;
+  core.appendHead(head);
   core.files.unpin(oldHead.file);
   core.files.pin(head.file);
-  core.rebuildChain();
   return describeLayer(core, oldHead);
 }
 

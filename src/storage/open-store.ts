@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fsExtensions from 'fs-native-extensions';
 import { HornbillError } from '../errors.ts';
-import { CHUNK_RECORD_BYTES, Chunk } from './block-table.ts';
+import { Chunk } from './block-table.ts';
 import { blockChecksum, isZeroBlock, ZERO_BLOCK_CHECKSUM } from './checksum.ts';
 import { BLOCK_SIZE, BlockState, type BlockStateValue, CHUNK_BLOCKS, MAX_VOLUME_BYTES } from './constants.ts';
 import {
@@ -203,9 +203,8 @@ function loadLayers(core: StoreCore, contents: IndexContents): void {
     if (!Number.isInteger(chunkIndex) || chunkIndex < 0 || chunkIndex >= chunkCount) {
       throw indexCorrupt(core, `${where} lies beyond the volume`);
     }
-    if (record.length !== CHUNK_RECORD_BYTES) throw indexCorrupt(core, `${where} has the wrong length`);
-    const chunk = new Chunk(record);
-    if (!chunk.statesAreValid()) throw indexCorrupt(core, `${where} holds an unknown block state`);
+    const chunk = Chunk.decode(record);
+    if (chunk === undefined) throw indexCorrupt(core, `${where} is not a valid chunk record`);
     layer.table.load(chunkIndex, chunk);
   }
 }

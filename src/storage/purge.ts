@@ -163,7 +163,7 @@ export class PurgeJob {
     if (merge.direction === 'down') {
       assertCovers(child, source);
       const childRecord: LayerRecord = { ...child.record, parentId: source.record.parentId, hash: null };
-      this.commitRemoval(source, [childRecord]);
+      this.commitRemoval(source, [childRecord], child);
       core.setParent(child, source.record.parentId);
       child.record.hash = null;
     } else {
@@ -177,24 +177,27 @@ export class PurgeJob {
       };
       const grandchildren = [...child.childIds].map((id) => core.layers.get(id)!);
       const grandchildRecords = grandchildren.map((layer) => ({ ...layer.record, parentId: source.id }));
-      this.commitRemoval(child, [sourceRecord, ...grandchildRecords]);
+      this.commitRemoval(child, [sourceRecord, ...grandchildRecords], source);
       core.renameLayer(source, sourceRecord.name);
       Object.assign(source.record, sourceRecord);
       for (const layer of grandchildren) core.setParent(layer, source.id);
     }
-    core.rebuildChain();
     core.collectGarbage();
     this.purgedLayers++;
   }
 
   private deleteLeaf(layer: Layer): void {
-    this.commitRemoval(layer, []);
+    this.commitRemoval(layer, [], undefined);
     this.core.collectGarbage();
     this.purgedLayers++;
   }
 
-  /** One durable transaction: the layer's records go, its id joins the garbage list, `records` are written. */
-  private commitRemoval(layer: Layer, records: LayerRecord[]): void {
+  /**
+   * One durable transaction: the layer's records go, its id joins the garbage list,
+   * `records` are written. In memory the layer leaves the live chain (if it was on it),
+   * `survivor` — which now holds every block it held — taking over its place in reads.
+   */
+  private commitRemoval(layer: Layer, records: LayerRecord[], survivor: Layer | undefined): void {
     const core = this.core;
     core.checkpoint({
       putLayers: records,
@@ -202,6 +205,7 @@ export class PurgeJob {
       volume: { ...core.volume, garbageLayerIds: [...core.volume.garbageLayerIds, layer.id] },
     });
     failpoint('layer-removal-committed');
+    if (layer.depth >= 0) core.removeFromChain(layer, survivor!);
     core.dropLayer(layer);
     unlinkLayerFile(core, layer.id);
   }

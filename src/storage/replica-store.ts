@@ -356,6 +356,12 @@ export class ReplicaStore {
     this.core.checkpoint();
   }
 
+  /** Recomputes the store's derived in-memory structures and checks them (INTERNAL error if wrong). */
+  selfCheck(): void {
+    this.core.checkOpen();
+    this.core.selfCheck();
+  }
+
   /** Bytes the replica folder's layer files occupy on disk. */
   allocatedBytes(): number {
     this.core.checkOpen();

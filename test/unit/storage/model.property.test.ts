@@ -67,7 +67,14 @@ function command(
   run: (model: Model, real: Real) => void,
   check: (model: Model) => boolean = () => true,
 ): fc.Command<Model, Real> {
-  return { check: (model) => check(model as Model), run, toString: () => label };
+  return {
+    check: (model) => check(model as Model),
+    run: (model, real) => {
+      run(model, real);
+      real.store.selfCheck();
+    },
+    toString: () => label,
+  };
 }
 
 /** Picks an existing snapshot by a generated index among those that match `removed`. */
