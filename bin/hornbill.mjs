@@ -23,5 +23,10 @@ if (major < 24) {
   });
   process.exit(result.status ?? 1);
 }
+// A reader that stops early (hornbill … | head) closes the pipe: that is not an error.
+process.stdout.on('error', (error) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
 const { main } = await import('../src/cli/main.ts');
 process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,37 @@
+import { ExitCode, reportError } from './output.ts';
+import { replicaCommand } from './replica.ts';
+
+const USAGE = `hornbill — distributed, replicated block storage for Kubernetes
+
+Usage: hornbill <command> [options]
+
+Commands:
+  replica inspect   show a replica folder's chain, counters and a checksum verify
+  replica export    write a volume or snapshot from a replica folder as a sparse image
+
+Run "hornbill <command> --help" for a command's options.`;
+
+/** Runs one hornbill command line; returns the process exit code. */
+export async function main(
+  argv: string[],
+  print: (text: string) => void = (text) => process.stdout.write(text),
+): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case 'replica':
+        return await replicaCommand(rest, print);
+      case undefined:
+      case 'help':
+      case '--help':
+      case '-h':
+        print(`${USAGE}\n`);
+        return command === undefined ? ExitCode.USAGE : ExitCode.OK;
+      default:
+        process.stderr.write(`hornbill: CLI_USAGE: unknown command ${JSON.stringify(command)}\n\n${USAGE}\n`);
+        return ExitCode.USAGE;
+    }
+  } catch (error) {
+    return reportError(error);
+  }
+}
