@@ -217,9 +217,9 @@ export class StoreCore {
       layer = layer.record.parentId === null ? undefined : this.layers.get(layer.record.parentId);
     }
     assert(chain.length === this.chain.length, 'selfCheck: chain length');
-    chain.forEach((layer, depth) =>
-      assert(this.chain[depth] === layer && layer.depth === depth, 'selfCheck: chain order'),
-    );
+    for (const [depth, layer] of chain.entries()) {
+      assert(this.chain[depth] === layer && layer.depth === depth, 'selfCheck: chain order');
+    }
     for (const layer of this.layers.values()) {
       assert(layer.depth >= 0 === chain.includes(layer), 'selfCheck: depth of a layer off the chain');
       let held = 0;
@@ -352,17 +352,19 @@ export class StoreCore {
     blockCount: number,
     source: Uint8Array,
     sourceOffset: number,
+    stageOffset = 0,
   ): void {
     for (let index = 0; index < blockCount; index++) {
       const offset = sourceOffset + (index << BLOCK_SHIFT);
       const checksum = blockChecksum(source, offset);
+      const staged = stageOffset + index;
       if (checksum === ZERO_BLOCK_CHECKSUM && isZeroBlock(source, offset)) {
-        this.stagedStates[index] =
+        this.stagedStates[staged] =
           layer === this.head ? this.zeroStateFor(firstBlock + index) : BlockState.ZERO;
-        this.stagedChecksums[index] = 0;
+        this.stagedChecksums[staged] = 0;
       } else {
-        this.stagedStates[index] = BlockState.DATA;
-        this.stagedChecksums[index] = checksum;
+        this.stagedStates[staged] = BlockState.DATA;
+        this.stagedChecksums[staged] = checksum;
       }
     }
   }
@@ -430,24 +432,43 @@ export class StoreCore {
     source: Uint8Array | null,
     sourceOffset: number,
   ): void {
-    assert(blockCount <= MAX_IO_BLOCKS, 'apply larger than the staging area');
+    this.journalStaged(layer, firstBlock, blockCount, 0);
+    this.journal.commit();
+    failpoint('journal-committed');
+    this.writeStaged(layer, firstBlock, blockCount, source, sourceOffset, 0);
+  }
+
+  /** Queues the journal records of staged blocks [stageOffset, stageOffset + blockCount). */
+  journalStaged(layer: Layer, firstBlock: number, blockCount: number, stageOffset: number): void {
+    assert(stageOffset + blockCount <= MAX_IO_BLOCKS, 'apply larger than the staging area');
     for (let index = 0; index < blockCount; index++) {
+      const staged = stageOffset + index;
       this.journal.addBlock(
         layer.id,
         firstBlock + index,
-        this.stagedStates[index] as BlockStateValue,
-        this.stagedChecksums[index],
+        this.stagedStates[staged] as BlockStateValue,
+        this.stagedChecksums[staged],
       );
     }
-    this.journal.commit();
-    failpoint('journal-committed');
+  }
+
+  /** Writes staged blocks whose journal records are committed: data, holes, tables, resolution. */
+  writeStaged(
+    layer: Layer,
+    firstBlock: number,
+    blockCount: number,
+    source: Uint8Array | null,
+    sourceOffset: number,
+    stageOffset: number,
+  ): void {
+    const states = this.stagedStates;
     const file = this.files.use(layer.file);
     this.dirtyFiles.add(file);
     let index = 0;
     while (index < blockCount) {
-      const isData = this.stagedStates[index] === BlockState.DATA;
+      const isData = states[stageOffset + index] === BlockState.DATA;
       let end = index + 1;
-      while (end < blockCount && (this.stagedStates[end] === BlockState.DATA) === isData) end++;
+      while (end < blockCount && (states[stageOffset + end] === BlockState.DATA) === isData) end++;
       if (isData) {
         assert(source !== null, 'data blocks without a source');
         file.writeBlocks(firstBlock + index, end - index, source, sourceOffset + (index << BLOCK_SHIFT));
@@ -456,11 +477,12 @@ export class StoreCore {
       }
       failpoint('data-written');
       for (let block = index; block < end; block++) {
+        const staged = stageOffset + block;
         this.setBlock(
           layer,
           firstBlock + block,
-          this.stagedStates[block] as BlockStateValue,
-          this.stagedChecksums[block],
+          states[staged] as BlockStateValue,
+          this.stagedChecksums[staged],
         );
       }
       index = end;

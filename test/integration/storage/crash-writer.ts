@@ -64,7 +64,27 @@ for (;;) {
   const large = next() % 20 === 0;
   const count = 1 + (next() % (large ? 512 : 16));
   const first = next() % (sectors - count);
-  if (choice < 75) {
+  if (choice < 15) {
+    // A batch of block-aligned writes: one journal append, several operations in flight.
+    const requests = [];
+    let used = 0;
+    for (let request = 0; request < 2 + (next() % 6); request++) {
+      const blocks = 1 + (next() % 4);
+      const firstSector = (next() % (sectors / 8 - blocks)) * 8;
+      version++;
+      for (let index = 0; index < blocks * 8; index++)
+        sectorContent(firstSector + index, version, buffer, (used + index) * 512);
+      logRecord(LOG_WRITE, firstSector, blocks * 8, version);
+      requests.push({
+        offsetBytes: firstSector * 512,
+        data: buffer.subarray(used * 512, (used + blocks * 8) * 512),
+      });
+      used += blocks * 8;
+    }
+    store.writeBatch(requests);
+    for (const request of requests)
+      logRecord(LOG_ACK, request.offsetBytes / 512, request.data.length / 512, request.data.readUInt32LE(4));
+  } else if (choice < 75) {
     version++;
     for (let index = 0; index < count; index++) sectorContent(first + index, version, buffer, index * 512);
     logRecord(LOG_WRITE, first, count, version);
