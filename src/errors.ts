@@ -37,6 +37,17 @@ export const ErrorCodes = {
   STORE_IO: 'The operating system reported an I/O error on a replica file.',
   STORE_FORMAT_UNSUPPORTED: 'The replica folder was written by an unknown on-disk format version.',
   DEVICE_NOT_READY: 'The volume cannot serve I/O now: no healthy replica, or its engine is stopping.',
+  ISCSI_VOLUME_EXISTS: 'The iSCSI target already serves a volume of this name.',
+  ISCSI_VOLUME_NOT_FOUND: 'The iSCSI target serves no volume of this name.',
+  ISCSI_LISTEN_FAILED: 'The iSCSI portal could not listen on its address and port.',
+  ISCSI_LOGIN_FAILED: 'The iSCSI target refused the login (the status class and detail say why).',
+  ISCSI_CONNECTION_CLOSED: 'The iSCSI connection closed while requests were outstanding.',
+  ISCSI_PROTOCOL_ERROR: 'The iSCSI peer sent a PDU that breaks RFC 7143 (or a Reject).',
+  ISCSI_SCSI_ERROR: 'A SCSI command ended with a status other than GOOD (the sense data says why).',
+  ISCSI_TIMEOUT: 'An iSCSI request got no answer in time.',
+  NBD_EXPORT_EXISTS: 'The NBD server already serves an export with this name.',
+  NBD_EXPORT_NOT_FOUND: 'The NBD server serves no export with this name.',
+  NBD_SERVER_CLOSED: 'The NBD server is closed or not listening.',
   CLI_USAGE: 'The command line is not valid for this command.',
 } as const;
 
