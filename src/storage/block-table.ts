@@ -166,7 +166,7 @@ export class BlockTable {
     const runs: BlockRun[] = [];
     let current: BlockRun | undefined;
     for (const chunkIndex of this.sortedChunkIndexes()) {
-      const chunkStart = chunkIndex << CHUNK_SHIFT;
+      const chunkStart = chunkIndex * CHUNK_BLOCKS;
       if (chunkStart + CHUNK_BLOCKS <= startBlock) continue;
       if (chunkStart >= endBlock) break;
       const chunk = this.chunks.get(chunkIndex)!;

@@ -11,8 +11,12 @@ export const CHUNK_SHIFT = 10;
 /** Largest single read, write or unmap (64 MiB); bigger requests are split by the caller. */
 export const MAX_IO_BYTES = 64 * 1024 * 1024;
 export const MAX_IO_BLOCKS = MAX_IO_BYTES / BLOCK_SIZE;
-/** Largest volume: 2^48 blocks would overflow nothing, but 64 TiB keeps every offset exact in a double. */
-export const MAX_VOLUME_BYTES = 64 * 1024 ** 4;
+/**
+ * Largest volume: 16 TiB less 2 MiB. Block numbers stay below 2^32 (the tables index chunks
+ * with `block >>> CHUNK_SHIFT`), and layer files stay below ext4's 16 TiB file-size limit
+ * (a multiple of 2 MiB, the size CSI rounds to).
+ */
+export const MAX_VOLUME_BYTES = 16 * 1024 ** 4 - 2 * 1024 * 1024;
 /** The journal is checkpointed into the index once it holds this many bytes (about 256 K block records). */
 export const DEFAULT_CHECKPOINT_JOURNAL_BYTES = 8 * 1024 * 1024;
 /** Layer files kept open at once (the head is always open and not counted). */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { fromSystemError, HornbillError } from '../errors.ts';
 import { findSnapshot } from './chain-operations.ts';
-import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS, CHUNK_SHIFT } from './constants.ts';
+import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS } from './constants.ts';
 import type { Layer } from './layer.ts';
 import { ResolutionMap } from './resolution-map.ts';
 import type { ChecksumMismatch, StoreCore } from './store-core.ts';
@@ -35,7 +35,7 @@ export function exportImage(core: StoreCore, options: ExportOptions): ExportRepo
   for (const layer of chain) {
     for (const [chunkIndex, chunk] of layer.table.chunks) {
       chunkIndexes.add(chunkIndex);
-      const base = chunkIndex << CHUNK_SHIFT;
+      const base = chunkIndex * CHUNK_BLOCKS;
       for (let index = 0; index < CHUNK_BLOCKS; index++) {
         if (chunk.states[index] !== BlockState.ABSENT) view.set(base + index, layer.slot);
       }
@@ -52,7 +52,7 @@ export function exportImage(core: StoreCore, options: ExportOptions): ExportRepo
   try {
     fs.ftruncateSync(fd, core.volume.sizeBytes);
     for (const chunkIndex of [...chunkIndexes].sort((a, b) => a - b)) {
-      const base = chunkIndex << CHUNK_SHIFT;
+      const base = chunkIndex * CHUNK_BLOCKS;
       let index = 0;
       while (index < CHUNK_BLOCKS) {
         const slot = view.get(base + index);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { findSnapshot } from './chain-operations.ts';
-import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS, CHUNK_SHIFT } from './constants.ts';
+import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS } from './constants.ts';
 import type { Layer } from './layer.ts';
 import { type ChecksumMismatch, checksumError, type StoreCore } from './store-core.ts';
 
@@ -88,7 +88,7 @@ export function hashLayer(core: StoreCore, layer: Layer): string {
   const buffer = Buffer.alloc(CHUNK_BLOCKS * BLOCK_SIZE);
   for (const chunkIndex of layer.table.sortedChunkIndexes()) {
     const chunk = layer.table.chunks.get(chunkIndex)!;
-    const base = chunkIndex << CHUNK_SHIFT;
+    const base = chunkIndex * CHUNK_BLOCKS;
     let mismatches: ChecksumMismatch[] | undefined;
     if (chunk.dataBlocks > 0) {
       // Read the chunk's data runs into their positions in the buffer.

@@ -70,6 +70,17 @@ export function createStoreFiles(directory: string, sizeBytes: number): void {
       existing,
     });
   }
+  try {
+    writeNewStore(directory, sizeBytes);
+  } catch (error) {
+    // Everything in the folder was made by this call (it was empty): leave it empty again.
+    for (const name of fs.readdirSync(directory))
+      fs.rmSync(path.join(directory, name), { recursive: true, force: true });
+    throw error;
+  }
+}
+
+function writeNewStore(directory: string, sizeBytes: number): void {
   const layersDirectory = path.join(directory, 'layers');
   const journalDirectory = path.join(directory, 'journal');
   fs.mkdirSync(layersDirectory);

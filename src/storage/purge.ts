@@ -1,6 +1,6 @@
 import { assert } from '../assert.ts';
 import { unlinkLayerFile } from './chain-operations.ts';
-import { BLOCK_SHIFT, BlockState, CHUNK_BLOCKS, CHUNK_SHIFT } from './constants.ts';
+import { BLOCK_SHIFT, BlockState, CHUNK_BLOCKS } from './constants.ts';
 import { failpoint } from './failpoints.ts';
 import type { LayerRecord } from './index-db.ts';
 import type { Layer } from './layer.ts';
@@ -107,7 +107,7 @@ export class PurgeJob {
     const chunk = from.table.chunks.get(chunkIndex);
     if (chunk === undefined) return;
     this.buffer ??= Buffer.alloc(CHUNK_BLOCKS << BLOCK_SHIFT);
-    const base = chunkIndex << CHUNK_SHIFT;
+    const base = chunkIndex * CHUNK_BLOCKS;
     let index = 0;
     while (index < CHUNK_BLOCKS) {
       if (!this.needsCopy(merge, from, to, base + index, chunk.states[index])) {
@@ -223,7 +223,7 @@ interface MergeState {
 /** Every block `from` holds, `into` holds too (the copy is complete). */
 function assertCovers(into: Layer, from: Layer): void {
   for (const [chunkIndex, chunk] of from.table.chunks) {
-    const base = chunkIndex << CHUNK_SHIFT;
+    const base = chunkIndex * CHUNK_BLOCKS;
     for (let index = 0; index < CHUNK_BLOCKS; index++) {
       if (chunk.states[index] !== BlockState.ABSENT) {
         assert(into.table.state(base + index) !== BlockState.ABSENT, 'merge left a block uncopied');

@@ -37,6 +37,15 @@ export class ResolutionMap {
     return this.chunks[chunkIndex] === undefined;
   }
 
+  /** Indexes of the chunks with any entry, ascending. */
+  nonEmptyChunks(): number[] {
+    const indexes: number[] = [];
+    this.chunks.forEach((chunk, index) => {
+      if (chunk !== undefined) indexes.push(index);
+    });
+    return indexes;
+  }
+
   get(block: number): number {
     const chunk = this.chunks[block >>> CHUNK_SHIFT];
     return chunk === undefined ? 0 : chunk[block & CHUNK_MASK];

@@ -118,7 +118,7 @@ describe('replica store: bad input is refused with a code and changes nothing', 
 
   test('volume sizes, snapshot names and shrinking', (t) => {
     const root = tempDirectory(t);
-    for (const sizeBytes of [0, -4096, 1000, 4096.5, Number.NaN]) {
+    for (const sizeBytes of [0, -4096, 1000, 4096.5, Number.NaN, 16 * 1024 ** 4]) {
       expectCode('INVALID_ARGUMENT', () =>
         ReplicaStore.create(path.join(root, `bad-${sizeBytes}`), { sizeBytes }),
       );

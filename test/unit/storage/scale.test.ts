@@ -76,3 +76,34 @@ function folderAllocatedBytes(directory: string): number {
   }
   return total;
 }
+
+test('the largest volume (16 TiB less 2 MiB): blocks past 2^31 work through every path', (t) => {
+  const directory = path.join(tempDirectory(t), 'r');
+  const sizeBytes = 16 * 1024 ** 4 - 2 * MiB;
+  let store = ReplicaStore.create(directory, { sizeBytes });
+  const last = sizeBytes - 8192;
+  const middle = 9 * 1024 ** 4; // block 2^31 + 2^28: beyond what a signed 32-bit shift holds
+  store.write(middle, patternBytes(1, 8192));
+  store.write(last, patternBytes(2, 8192));
+  store.snapshot('a');
+  store.write(last + 4096, patternBytes(3, 4096));
+  store.unmap(middle, 4096);
+  store.snapshot('b');
+  store.deleteSnapshot('a');
+  store.purge();
+  store.close();
+  store = ReplicaStore.open(directory);
+  defer(t, () => store.close());
+  store.selfCheck();
+  assert.equal(store.verify().blocksChecked, 3);
+  const out = Buffer.alloc(8192);
+  store.read(last, out);
+  assert.ok(out.equals(Buffer.concat([patternBytes(2, 8192).subarray(0, 4096), patternBytes(3, 4096)])));
+  store.read(middle, out);
+  assert.ok(out.equals(Buffer.concat([Buffer.alloc(4096), patternBytes(1, 8192).subarray(4096)])));
+  assert.deepEqual(store.mappingStatus(middle, 8192), [
+    { offsetBytes: middle, lengthBytes: 4096, mapped: false },
+    { offsetBytes: middle + 4096, lengthBytes: 4096, mapped: true },
+  ]);
+  assert.match(store.hashSnapshot('b'), /^[0-9a-f]{64}$/);
+});
