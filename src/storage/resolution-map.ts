@@ -37,11 +37,11 @@ export class ResolutionMap {
     return this.chunks[chunkIndex] === undefined;
   }
 
-  /** Indexes of the chunks with any entry, ascending. */
+  /** Indexes of the chunks with any non-zero entry, ascending (a chunk whose entries all went back to 0 stays allocated). */
   nonEmptyChunks(): number[] {
     const indexes: number[] = [];
     this.chunks.forEach((chunk, index) => {
-      if (chunk !== undefined) indexes.push(index);
+      if (chunk?.some((slot) => slot !== 0)) indexes.push(index);
     });
     return indexes;
   }
