@@ -8,6 +8,7 @@ import {
   revertToSnapshot,
   type SnapshotOptions,
 } from './chain-operations.ts';
+import { checksumOf, ZERO_BLOCK, ZERO_BLOCK_CHECKSUM } from './checksum.ts';
 import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS, MAX_IO_BYTES, SECTOR_SIZE } from './constants.ts';
 import { type ExportOptions, type ExportReport, exportImage } from './export.ts';
 import { failpoint } from './failpoints.ts';
@@ -26,8 +27,18 @@ import { createStoreFiles, openStoreCore, type StoreOptions } from './open-store
 import { PurgeJob } from './purge.ts';
 import type { StoreCore } from './store-core.ts';
 
+export interface WriteOptions {
+  /**
+   * The sender's checksums: one CRC32C per 4 KiB block for a block-aligned write, or one
+   * CRC32C of the whole data otherwise. Checked before anything is written.
+   */
+  expected?: Uint32Array | number;
+  /** A repair of a block that read bad: not a new revision of the volume. */
+  repair?: boolean;
+}
+
 /** One write of a batch. */
-export interface WriteRequest {
+export interface WriteRequest extends WriteOptions {
   offsetBytes: number;
   data: Uint8Array;
 }
@@ -141,20 +152,47 @@ export class ReplicaStore {
   /**
    * Writes `source` at `offsetBytes`. Partial blocks are read, merged and written whole.
    * The write survives kill -9 once this returns, and power loss once a later flush returns.
+   * With `options.expected`, the data is checked against the sender's checksums first (a
+   * mismatch is STORE_CHECKSUM_MISMATCH and nothing is written); a `repair` write does not
+   * count as a new revision.
    */
-  write(offsetBytes: number, source: Uint8Array): void {
+  write(offsetBytes: number, source: Uint8Array, options: WriteOptions = {}): void {
     const core = this.core;
     core.checkOpen();
     this.validateIo(offsetBytes, source.length);
     if (source.length === 0) return;
-    core.revisionCounter++;
-    core.journal.addOperation(core.revisionCounter);
+    const aligned = offsetBytes % BLOCK_SIZE === 0 && source.length % BLOCK_SIZE === 0;
+    if (aligned) {
+      const firstBlock = offsetBytes / BLOCK_SIZE;
+      const blockCount = source.length / BLOCK_SIZE;
+      core.stageData(core.head, firstBlock, blockCount, source, 0);
+      this.checkStaged(firstBlock, blockCount, 0, options.expected);
+      this.countOperation(options);
+      core.journalStaged(core.head, firstBlock, blockCount, 0);
+      core.journal.commit();
+      failpoint('journal-committed');
+      core.writeStaged(core.head, firstBlock, blockCount, source, 0, 0);
+      core.maybeCheckpoint();
+      return;
+    }
+    if (options.expected !== undefined) {
+      const expected = typeof options.expected === 'number' ? options.expected : -1;
+      if (checksumOf(source) !== expected) throw transferError(offsetBytes, 0, expected, checksumOf(source));
+    }
+    // Read the partial blocks first: if one fails its checksum, nothing has been journaled.
     const end = offsetBytes + source.length;
+    const leadBlock = Math.floor(offsetBytes / BLOCK_SIZE);
+    const tailBlock = Math.floor((end - 1) / BLOCK_SIZE);
+    const leadPartial = offsetBytes % BLOCK_SIZE !== 0 || end - offsetBytes < BLOCK_SIZE;
+    const tailPartial = end % BLOCK_SIZE !== 0 && !(leadPartial && tailBlock === leadBlock);
+    if (leadPartial) core.readResolved(leadBlock, 1, core.scratchBlock, 0);
+    if (tailPartial) core.readResolved(tailBlock, 1, core.scratchTailBlock, 0);
+    this.countOperation(options);
     let position = offsetBytes;
     let sourcePosition = 0;
-    if (position % BLOCK_SIZE !== 0 || end - position < BLOCK_SIZE) {
+    if (leadPartial) {
       const length = Math.min(BLOCK_SIZE - (position % BLOCK_SIZE), end - position);
-      this.mergePartialBlock(position, source.subarray(sourcePosition, sourcePosition + length));
+      this.applyPartialBlock(core.scratchBlock, leadBlock, position % BLOCK_SIZE, source.subarray(0, length));
       position += length;
       sourcePosition += length;
     }
@@ -166,9 +204,58 @@ export class ReplicaStore {
       position += fullBlocks << BLOCK_SHIFT;
       sourcePosition += fullBlocks << BLOCK_SHIFT;
     }
-    if (position < end) this.mergePartialBlock(position, source.subarray(sourcePosition));
+    if (tailPartial)
+      this.applyPartialBlock(core.scratchTailBlock, tailBlock, 0, source.subarray(sourcePosition));
     core.journal.commit();
     core.maybeCheckpoint();
+  }
+
+  /**
+   * Reads a block-aligned range and fills `checksums` with the CRC32C of each block as the
+   * index holds it (zeros for blocks that read as zeros), so that the reader can check the
+   * data again after it travels.
+   */
+  readWithChecksums(offsetBytes: number, target: Uint8Array, checksums: Uint32Array): void {
+    const core = this.core;
+    core.checkOpen();
+    this.validateIo(offsetBytes, target.length);
+    if (offsetBytes % BLOCK_SIZE !== 0 || target.length % BLOCK_SIZE !== 0) {
+      throw new HornbillError('STORE_UNALIGNED', 'a read with checksums must cover whole 4 KiB blocks', {
+        offsetBytes,
+        lengthBytes: target.length,
+      });
+    }
+    if (checksums.length < target.length / BLOCK_SIZE) {
+      throw new HornbillError('INVALID_ARGUMENT', 'the checksum array is shorter than the block count');
+    }
+    core.readResolved(offsetBytes / BLOCK_SIZE, target.length / BLOCK_SIZE, target, 0, checksums);
+  }
+
+  private countOperation(options: WriteOptions): void {
+    if (options.repair === true) return;
+    this.core.revisionCounter++;
+    this.core.journal.addOperation(this.core.revisionCounter);
+  }
+
+  /** Compares staged checksums with the sender's (zero blocks staged without data have the zero block's checksum). */
+  private checkStaged(
+    firstBlock: number,
+    blockCount: number,
+    stageOffset: number,
+    expected: WriteOptions['expected'],
+  ): void {
+    if (expected === undefined) return;
+    if (typeof expected === 'number' || expected.length < blockCount) {
+      throw new HornbillError('INVALID_ARGUMENT', 'a block-aligned write needs one checksum per block');
+    }
+    const core = this.core;
+    for (let index = 0; index < blockCount; index++) {
+      const staged = stageOffset + index;
+      const actual =
+        core.stagedStates[staged] === BlockState.DATA ? core.stagedChecksums[staged] : ZERO_BLOCK_CHECKSUM;
+      if (actual !== expected[index])
+        throw transferError((firstBlock + index) * BLOCK_SIZE, index, expected[index], actual);
+    }
   }
 
   /**
@@ -188,7 +275,7 @@ export class ReplicaStore {
       if (request.offsetBytes % BLOCK_SIZE !== 0 || request.data.length % BLOCK_SIZE !== 0) aligned = false;
     }
     if (!aligned || blocks > MAX_IO_BYTES / BLOCK_SIZE) {
-      for (const request of requests) this.write(request.offsetBytes, request.data);
+      for (const request of requests) this.write(request.offsetBytes, request.data, request);
       return;
     }
     const head = core.head;
@@ -196,10 +283,17 @@ export class ReplicaStore {
     for (const request of requests) {
       const firstBlock = request.offsetBytes / BLOCK_SIZE;
       const blockCount = request.data.length / BLOCK_SIZE;
-      if (blockCount === 0) continue;
-      core.revisionCounter++;
-      core.journal.addOperation(core.revisionCounter);
       core.stageData(head, firstBlock, blockCount, request.data, 0, stageOffset);
+      this.checkStaged(firstBlock, blockCount, stageOffset, request.expected);
+      stageOffset += blockCount;
+    }
+    // Every request checked: now journal them all in one append.
+    stageOffset = 0;
+    for (const request of requests) {
+      const firstBlock = request.offsetBytes / BLOCK_SIZE;
+      const blockCount = request.data.length / BLOCK_SIZE;
+      if (blockCount === 0) continue;
+      this.countOperation(request);
       core.journalStaged(head, firstBlock, blockCount, stageOffset);
       stageOffset += blockCount;
     }
@@ -224,13 +318,19 @@ export class ReplicaStore {
     core.checkOpen();
     this.validateIo(offsetBytes, lengthBytes, Number.MAX_SAFE_INTEGER);
     if (lengthBytes === 0) return;
-    core.revisionCounter++;
-    core.journal.addOperation(core.revisionCounter);
     const end = offsetBytes + lengthBytes;
+    const leadBlock = Math.floor(offsetBytes / BLOCK_SIZE);
+    const tailBlock = Math.floor((end - 1) / BLOCK_SIZE);
+    const leadPartial = offsetBytes % BLOCK_SIZE !== 0 || end - offsetBytes < BLOCK_SIZE;
+    const tailPartial = end % BLOCK_SIZE !== 0 && !(leadPartial && tailBlock === leadBlock);
+    if (leadPartial) core.readResolved(leadBlock, 1, core.scratchBlock, 0);
+    if (tailPartial) core.readResolved(tailBlock, 1, core.scratchTailBlock, 0);
+    this.countOperation({});
     let position = offsetBytes;
-    if (position % BLOCK_SIZE !== 0 || end - position < BLOCK_SIZE) {
-      const length = Math.min(BLOCK_SIZE - (position % BLOCK_SIZE), end - position);
-      this.mergePartialBlock(position, null, length);
+    if (leadPartial) {
+      const inner = position % BLOCK_SIZE;
+      const length = Math.min(BLOCK_SIZE - inner, end - position);
+      this.applyPartialBlock(core.scratchBlock, leadBlock, inner, ZERO_BLOCK.subarray(0, length));
       position += length;
     }
     const fullBlocks = Math.floor((end - position) / BLOCK_SIZE);
@@ -238,7 +338,8 @@ export class ReplicaStore {
       core.unmapBlocks(position / BLOCK_SIZE, fullBlocks);
       position += fullBlocks * BLOCK_SIZE;
     }
-    if (position < end) this.mergePartialBlock(position, null, end - position);
+    if (tailPartial)
+      this.applyPartialBlock(core.scratchTailBlock, tailBlock, 0, ZERO_BLOCK.subarray(0, end - position));
     core.journal.commit();
     core.maybeCheckpoint();
   }
@@ -436,16 +537,12 @@ export class ReplicaStore {
     }
   }
 
-  /** Reads one block, overlays `part` (or zeros) at the position, and writes the block back. */
-  private mergePartialBlock(offsetBytes: number, part: Uint8Array | null, zeroLength = 0): void {
+  /** Overlays `part` on a block already read into `block`, then writes the whole block to the head. */
+  private applyPartialBlock(scratch: Buffer, block: number, inner: number, part: Uint8Array): void {
     const core = this.core;
-    const block = Math.floor(offsetBytes / BLOCK_SIZE);
-    const inner = offsetBytes - block * BLOCK_SIZE;
-    core.readResolved(block, 1, core.scratchBlock, 0);
-    if (part === null) core.scratchBlock.fill(0, inner, inner + zeroLength);
-    else core.scratchBlock.set(part, inner);
-    core.stageData(core.head, block, 1, core.scratchBlock, 0);
-    core.applyStaged(core.head, block, 1, core.scratchBlock, 0);
+    scratch.set(part, inner);
+    core.stageData(core.head, block, 1, scratch, 0);
+    core.applyStaged(core.head, block, 1, scratch, 0);
   }
 
   private validateIo(offsetBytes: number, lengthBytes: number, maxLength = MAX_IO_BYTES): void {
@@ -492,4 +589,13 @@ function appendRun(runs: MappingRun[], block: number, blockCount: number, mapped
   } else {
     runs.push({ offsetBytes: block * BLOCK_SIZE, lengthBytes: blockCount * BLOCK_SIZE, mapped });
   }
+}
+
+/** A block that does not match the checksum its sender computed: damaged on the way. */
+function transferError(offsetBytes: number, index: number, expected: number, actual: number): HornbillError {
+  return new HornbillError(
+    'STORE_CHECKSUM_MISMATCH',
+    `data for offset ${offsetBytes} does not match the checksum it was sent with; nothing was written`,
+    { transfer: true, offsetBytes, index, expected, actual },
+  );
 }

@@ -72,8 +72,9 @@ export class StoreCore {
   /** Per-I/O scratch, allocated once: states and checksums of the blocks being applied. */
   readonly stagedStates = new Uint8Array(MAX_IO_BLOCKS);
   readonly stagedChecksums = new Uint32Array(MAX_IO_BLOCKS);
-  /** One block for read-modify-write of partial blocks. */
+  /** Blocks for read-modify-write of the partial first and last block of a write. */
   readonly scratchBlock = Buffer.alloc(BLOCK_SIZE);
+  readonly scratchTailBlock = Buffer.alloc(BLOCK_SIZE);
 
   constructor(options: StoreCoreOptions) {
     this.directory = options.directory;
@@ -285,7 +286,13 @@ export class StoreCore {
    * Reads whole blocks of the live volume into `target`. Consecutive blocks served by the
    * same layer are read with one pread; every data block is checked against its checksum.
    */
-  readResolved(firstBlock: number, blockCount: number, target: Uint8Array, targetOffset: number): void {
+  readResolved(
+    firstBlock: number,
+    blockCount: number,
+    target: Uint8Array,
+    targetOffset: number,
+    checksums?: Uint32Array,
+  ): void {
     let mismatches: ChecksumMismatch[] | undefined;
     let index = 0;
     while (index < blockCount) {
@@ -301,6 +308,7 @@ export class StoreCore {
         );
         while (end < blockCount && this.isZeroInView(firstBlock + end)) end++;
         target.fill(0, targetOffset + (index << BLOCK_SHIFT), targetOffset + (end << BLOCK_SHIFT));
+        if (checksums !== undefined) checksums.fill(ZERO_BLOCK_CHECKSUM, index, end);
       } else {
         while (
           end < blockCount &&
@@ -317,6 +325,9 @@ export class StoreCore {
           targetOffset + (index << BLOCK_SHIFT),
           mismatches,
         );
+        if (checksums !== undefined) {
+          for (let at = index; at < end; at++) checksums[at] = layer.table.checksum(firstBlock + at);
+        }
       }
       index = end;
     }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { crc32c } from '@node-rs/crc32';
 import { isHornbillError } from '../../../src/errors.ts';
 import { ReplicaStore } from '../../../src/storage/replica-store.ts';
 import { defer, patternBytes, tempDirectory } from '../../helpers/temp.ts';
@@ -302,5 +303,65 @@ describe('replica store: snapshots, purge, revert, expand', () => {
     stores[1].write(MiB, patternBytes(8, 4096));
     stores[1].snapshot('changed');
     assert.notEqual(stores[1].hashSnapshot('changed'), hashA);
+  });
+});
+
+describe('replica store: checksums from and to the wire', () => {
+  test('a write with the sender checksums is checked before anything is written', (t) => {
+    const store = ReplicaStore.create(path.join(tempDirectory(t), 'r'), { sizeBytes: MiB });
+    defer(t, () => store.close());
+    const data = patternBytes(4, 8192);
+    const checksums = new Uint32Array(2);
+    store.readWithChecksums(0, Buffer.alloc(8192), checksums);
+    assert.deepEqual([...checksums], [crc32c(Buffer.alloc(4096)), crc32c(Buffer.alloc(4096))]);
+    const good = Uint32Array.of(crc32c(data.subarray(0, 4096)), crc32c(data.subarray(4096)));
+    store.write(0, data, { expected: good });
+    assert.equal(store.revisionCounter, 1);
+    const damaged = Buffer.from(data);
+    damaged[5000] ^= 1;
+    expectCode('STORE_CHECKSUM_MISMATCH', () => store.write(0, damaged, { expected: good }));
+    expectCode('STORE_CHECKSUM_MISMATCH', () =>
+      store.write(512, damaged.subarray(0, 1024), { expected: 12345 }),
+    );
+    expectCode('STORE_CHECKSUM_MISMATCH', () =>
+      store.writeBatch([
+        {
+          offsetBytes: 8192,
+          data: patternBytes(5, 4096),
+          expected: Uint32Array.of(crc32c(patternBytes(5, 4096))),
+        },
+        { offsetBytes: 0, data: damaged, expected: good },
+      ]),
+    );
+    assert.equal(store.revisionCounter, 1, 'refused writes are not revisions');
+    assert.ok(readAll(store, 0, 12288).equals(Buffer.concat([data, Buffer.alloc(4096)])));
+    const back = new Uint32Array(2);
+    const out = Buffer.alloc(8192);
+    store.readWithChecksums(0, out, back);
+    assert.ok(out.equals(data));
+    assert.deepEqual([...back], [...good]);
+    store.write(512, data.subarray(0, 1024), { expected: crc32c(data.subarray(0, 1024)) });
+    assert.equal(store.revisionCounter, 2);
+    expectCode('STORE_UNALIGNED', () => store.readWithChecksums(512, Buffer.alloc(4096), back));
+  });
+
+  test('a repair write is not a revision; a partial write over a bad block leaves the counter alone', (t) => {
+    const directory = path.join(tempDirectory(t), 'r');
+    const store = ReplicaStore.create(directory, { sizeBytes: MiB });
+    defer(t, () => store.close());
+    store.write(0, patternBytes(6, 8192));
+    store.write(0, patternBytes(6, 4096), { repair: true });
+    assert.equal(store.revisionCounter, 1);
+    // Damage block 1 behind the store's back; a 512-byte write into it must fail cleanly.
+    const file = path.join(directory, 'layers', '000001.img');
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.from([0x55]), 0, 1, 4096 + 7);
+    fs.closeSync(fd);
+    expectCode('STORE_CHECKSUM_MISMATCH', () => store.write(4096 + 512, Buffer.alloc(512, 1)));
+    expectCode('STORE_CHECKSUM_MISMATCH', () => store.unmap(4096 + 512, 512));
+    assert.equal(store.revisionCounter, 1);
+    store.write(4096, patternBytes(6, 8192).subarray(4096), { repair: true });
+    assert.equal(store.verify().badBlockCount, 0);
+    assert.equal(store.revisionCounter, 1);
   });
 });
