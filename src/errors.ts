@@ -37,6 +37,10 @@ export const ErrorCodes = {
   STORE_IO: 'The operating system reported an I/O error on a replica file.',
   STORE_FORMAT_UNSUPPORTED: 'The replica folder was written by an unknown on-disk format version.',
   DEVICE_NOT_READY: 'The volume cannot serve I/O now: no healthy replica, or its engine is stopping.',
+  REPLICA_LISTEN_FAILED: 'A replica server could not listen on its address and port.',
+  REPLICA_UNREACHABLE: 'The engine cannot connect to a replica, or the connection broke.',
+  REPLICA_TIMEOUT: 'A replica did not answer within the replica timeout.',
+  REPLICA_PROTOCOL_ERROR: 'A replica or engine sent a frame that breaks the wire protocol.',
   ISCSI_VOLUME_EXISTS: 'The iSCSI target already serves a volume of this name.',
   ISCSI_VOLUME_NOT_FOUND: 'The iSCSI target serves no volume of this name.',
   ISCSI_LISTEN_FAILED: 'The iSCSI portal could not listen on its address and port.',
@@ -48,6 +52,10 @@ export const ErrorCodes = {
   NBD_EXPORT_EXISTS: 'The NBD server already serves an export with this name.',
   NBD_EXPORT_NOT_FOUND: 'The NBD server serves no export with this name.',
   NBD_SERVER_CLOSED: 'The NBD server is closed or not listening.',
+  WORKER_FAILED: 'The worker thread serving the request died or was terminated before completing it.',
+  WORKER_CHANNEL_CLOSED: 'The worker channel is closed or closing; it accepts no new requests.',
+  WORKER_BUFFER_INVALID: 'A shared buffer handed to a worker ring or slab has a bad header or size.',
+  WORKER_HANDLER_INVALID: 'The worker handler module could not be loaded or does not export createHandler.',
   CLI_USAGE: 'The command line is not valid for this command.',
 } as const;
 

@@ -1,6 +1,13 @@
 import { decodeHeader, emptyHeader, FRAME_HEADER_BYTES, type FrameHeader } from './frame.ts';
 
 /**
+ * Receives one frame. `fromChunk`: the payload is a view of the chunk being pushed (valid
+ * until `push` returns); otherwise it is a view of the reassembly buffer (valid until this
+ * call returns).
+ */
+export type FrameHandler = (header: FrameHeader, payload: Buffer, fromChunk: boolean) => void;
+
+/**
  * Splits a byte stream into frames. A frame wholly inside one chunk is handed over as a
  * view of that chunk (no copy); a frame split across chunks is reassembled in one buffer
  * per connection, grown to the largest frame seen and reused. The header object is reused
@@ -10,14 +17,14 @@ import { decodeHeader, emptyHeader, FRAME_HEADER_BYTES, type FrameHeader } from 
  * stream nothing after it can be trusted, and the connection is closed.
  */
 export class FrameReader {
-  private readonly onFrame: (header: FrameHeader, payload: Buffer) => void;
+  private readonly onFrame: FrameHandler;
   private readonly onProblem: (reason: string) => void;
   private readonly header = emptyHeader();
   private assembly = Buffer.alloc(64 * 1024);
   private assembled = 0;
   private failed = false;
 
-  constructor(onFrame: (header: FrameHeader, payload: Buffer) => void, onProblem: (reason: string) => void) {
+  constructor(onFrame: FrameHandler, onProblem: (reason: string) => void) {
     this.onFrame = onFrame;
     this.onProblem = onProblem;
   }
@@ -45,7 +52,7 @@ export class FrameReader {
         this.startAssembly(chunk, position, frameBytes);
         return;
       }
-      this.onFrame(this.header, chunk.subarray(position + FRAME_HEADER_BYTES, position + frameBytes));
+      this.onFrame(this.header, chunk.subarray(position + FRAME_HEADER_BYTES, position + frameBytes), true);
       position += frameBytes;
     }
   }
@@ -78,7 +85,7 @@ export class FrameReader {
     position += take;
     if (this.assembled === frameBytes) {
       this.assembled = 0;
-      this.onFrame(this.header, this.assembly.subarray(FRAME_HEADER_BYTES, frameBytes));
+      this.onFrame(this.header, this.assembly.subarray(FRAME_HEADER_BYTES, frameBytes), false);
     }
     return position;
   }

@@ -96,14 +96,16 @@ export function decodeHeader(source: Uint8Array, at: number, into: FrameHeader):
   if (source.length - at < FRAME_HEADER_BYTES) return 'truncated header';
   const view = new DataView(source.buffer, source.byteOffset + at, FRAME_HEADER_BYTES);
   if (view.getUint16(0, true) !== FRAME_MAGIC) return `bad magic 0x${view.getUint16(0, true).toString(16)}`;
-  if (view.getUint32(28, true) !== checksumOf(source.subarray(at, at + 28))) return 'header checksum mismatch';
+  if (view.getUint32(28, true) !== checksumOf(source.subarray(at, at + 28)))
+    return 'header checksum mismatch';
   if (view.getUint8(2) !== PROTOCOL_VERSION) return `unsupported protocol version ${view.getUint8(2)}`;
   const op = view.getUint8(3);
   if (!KNOWN_OPS.has(op)) return `unknown op ${op}`;
   const offsetHigh = view.getUint32(12, true);
   if (offsetHigh >= OFFSET_HIGH_LIMIT) return 'offset beyond 2^53';
   const payloadLength = view.getUint32(20, true);
-  if (payloadLength > MAX_PAYLOAD_BYTES) return `payload of ${payloadLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`;
+  if (payloadLength > MAX_PAYLOAD_BYTES)
+    return `payload of ${payloadLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`;
   into.op = op as OpValue;
   into.sequence = view.getUint32(4, true);
   into.offsetBytes = view.getUint32(8, true) + offsetHigh * 2 ** 32;

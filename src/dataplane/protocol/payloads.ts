@@ -40,7 +40,10 @@ export function findChecksumMismatch(section: Uint8Array, offsetBytes: number, d
   const view = new DataView(section.buffer, section.byteOffset, section.byteLength);
   if (!isBlockAligned(offsetBytes, data.length)) return view.getUint32(0, true) === checksumOf(data) ? -1 : 0;
   for (let block = 0; block < data.length / BLOCK_SIZE; block++) {
-    if (view.getUint32(block * 4, true) !== checksumOf(data.subarray(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE))) {
+    if (
+      view.getUint32(block * 4, true) !==
+      checksumOf(data.subarray(block * BLOCK_SIZE, (block + 1) * BLOCK_SIZE))
+    ) {
       return block;
     }
   }
@@ -57,7 +60,10 @@ export function encodeJson(value: unknown): Buffer {
 /** Parses a JSON payload; a coded INVALID_ARGUMENT error when it is not JSON or too big. */
 export function decodeJson(payload: Uint8Array, what: string): unknown {
   if (payload.length > MAX_JSON_PAYLOAD_BYTES) {
-    throw new HornbillError('INVALID_ARGUMENT', `${what}: JSON payload of ${payload.length} bytes is too large`);
+    throw new HornbillError(
+      'INVALID_ARGUMENT',
+      `${what}: JSON payload of ${payload.length} bytes is too large`,
+    );
   }
   try {
     return JSON.parse(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength).toString('utf8'));
@@ -128,7 +134,8 @@ export function decodeExtents(payload: Uint8Array): LayerExtent[] {
     } else if (state === EXTENT_STATE_DATA) {
       if (at + blockCount * 4 > payload.length) throw bad();
       const checksums = new Uint32Array(blockCount);
-      for (let block = 0; block < blockCount; block++) checksums[block] = view.getUint32(at + block * 4, true);
+      for (let block = 0; block < blockCount; block++)
+        checksums[block] = view.getUint32(at + block * 4, true);
       at += blockCount * 4;
       extents.push({ startBlock, blockCount, state: 'data', checksums });
     } else {
@@ -179,6 +186,7 @@ export function decodeLayerWrite(payload: Buffer, blockCount: number): LayerWrit
   at += blockCount * 4;
   let dataBlocks = 0;
   for (const state of states) if (state === 1) dataBlocks++;
-  if (payload.length - at !== dataBlocks * BLOCK_SIZE) throw bad('data length does not match the data blocks');
+  if (payload.length - at !== dataBlocks * BLOCK_SIZE)
+    throw bad('data length does not match the data blocks');
   return { layer, states, checksums, data: payload.subarray(at) };
 }

@@ -1,0 +1,420 @@
+import net from 'node:net';
+import { HornbillError, isHornbillError } from '../../errors.ts';
+import type { Logger } from '../../logging.ts';
+import type { LayerExtent } from '../../storage/replica-store.ts';
+import { encodeHeader, FRAME_HEADER_BYTES, type FrameHeader, Op, type OpValue } from './frame.ts';
+import { FrameReader } from './frame-reader.ts';
+import {
+  checksumSectionBytes,
+  decodeError,
+  decodeExtents,
+  decodeJson,
+  encodeJson,
+  encodeLayerWrite,
+  findChecksumMismatch,
+  type LayerWrite,
+} from './payloads.ts';
+
+export interface ReplicaAddress {
+  host: string;
+  port: number;
+}
+
+export interface ReplicaClientOptions {
+  address: ReplicaAddress;
+  log: Logger;
+  /** A request unanswered for this long fails the whole connection (default 8 s, Longhorn's engine-replica-timeout). */
+  timeoutMs?: number;
+  /** Requests in flight at once (default 256); further requests wait for a slot. */
+  maxInFlight?: number;
+  /** Idle time after which a PING checks the replica (default 2 s). */
+  pingIntervalMs?: number;
+}
+
+interface Slot {
+  index: number;
+  sequence: number;
+  busy: boolean;
+  startedAt: number;
+  /** Where READ and READ_LAYER data goes; null for other requests. */
+  target: Uint8Array | null;
+  /** Offset of the read (to tell aligned from unaligned checksum sections). */
+  offsetBytes: number;
+  resolve: (payload: Buffer | null) => void;
+  reject: (error: unknown) => void;
+  header: Buffer;
+}
+
+const noop = () => {};
+
+/**
+ * One pipelined connection from an engine to a replica. Many requests are in flight;
+ * responses are matched by sequence number (slot index in the low 16 bits, a counter in
+ * the high 16). Read data is checked against the replica's checksums on arrival, so a
+ * block damaged anywhere between the replica's disk and the engine is caught. When the
+ * connection breaks, or any request outlives the timeout, the client fails: every request
+ * in flight is rejected with a coded error and `onFailure` is called once.
+ */
+export class ReplicaClient {
+  readonly address: ReplicaAddress;
+  private readonly options: ReplicaClientOptions;
+  private socket: net.Socket | undefined;
+  private readonly reader: FrameReader;
+  private readonly slots: Slot[] = [];
+  private readonly freeSlots: Slot[] = [];
+  private readonly slotWaiters: ((slot: Slot) => void)[] = [];
+  private counter = 0;
+  private corked = false;
+  private failure: HornbillError | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private lastActivity = 0;
+  private readonly failureListeners: ((error: HornbillError) => void)[] = [];
+  private readonly uncork = () => {
+    this.corked = false;
+    this.socket?.uncork();
+  };
+
+  constructor(options: ReplicaClientOptions) {
+    this.options = options;
+    this.address = options.address;
+    for (let index = 0; index < (options.maxInFlight ?? 256); index++) {
+      const slot: Slot = {
+        index,
+        sequence: 0,
+        busy: false,
+        startedAt: 0,
+        target: null,
+        offsetBytes: 0,
+        resolve: noop,
+        reject: noop,
+        header: Buffer.alloc(FRAME_HEADER_BYTES),
+      };
+      this.slots.push(slot);
+      this.freeSlots.push(slot);
+    }
+    this.reader = new FrameReader(
+      (header, payload) => this.onResponse(header, payload),
+      (reason) => this.fail(new HornbillError('REPLICA_PROTOCOL_ERROR', `replica ${this.label}: ${reason}`)),
+    );
+  }
+
+  get label(): string {
+    return `${this.address.host}:${this.address.port}`;
+  }
+
+  get failed(): boolean {
+    return this.failure !== undefined;
+  }
+
+  get inFlight(): number {
+    return this.slots.length - this.freeSlots.length;
+  }
+
+  onFailure(listener: (error: HornbillError) => void): void {
+    this.failureListeners.push(listener);
+  }
+
+  async connect(connectTimeoutMs = 5000): Promise<void> {
+    const socket = net.connect({ host: this.address.host, port: this.address.port, noDelay: true });
+    this.socket = socket;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), connectTimeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (error) => {
+        clearTimeout(timer);
+        reject(
+          new HornbillError(
+            'REPLICA_UNREACHABLE',
+            `cannot connect to replica ${this.label}: ${error.message}`,
+          ),
+        );
+      });
+    });
+    socket.on('data', (chunk: Buffer) => {
+      this.lastActivity = performance.now();
+      this.reader.push(chunk);
+    });
+    socket.on('error', (error) =>
+      this.fail(new HornbillError('REPLICA_UNREACHABLE', `replica ${this.label}: ${error.message}`)),
+    );
+    socket.on('close', () =>
+      this.fail(new HornbillError('REPLICA_UNREACHABLE', `replica ${this.label} closed the connection`)),
+    );
+    this.lastActivity = performance.now();
+    const timeoutMs = this.options.timeoutMs ?? 8000;
+    // One coarse timer for all requests instead of a timer per request.
+    this.timer = setInterval(
+      () => this.checkTimeouts(timeoutMs),
+      Math.min(1000, Math.max(50, timeoutMs / 8)),
+    );
+    this.timer.unref();
+  }
+
+  private checkTimeouts(timeoutMs: number): void {
+    const now = performance.now();
+    for (const slot of this.slots) {
+      if (slot.busy && now - slot.startedAt > timeoutMs) {
+        this.fail(
+          new HornbillError('REPLICA_TIMEOUT', `replica ${this.label} did not answer within ${timeoutMs} ms`),
+        );
+        return;
+      }
+    }
+    if (this.inFlight === 0 && now - this.lastActivity > (this.options.pingIntervalMs ?? 2000)) {
+      this.lastActivity = now;
+      this.ping().catch(noop);
+    }
+  }
+
+  /** Reads `target.length` bytes at `offsetBytes`, checked against the replica's checksums. */
+  async read(offsetBytes: number, target: Uint8Array): Promise<void> {
+    const slot = await this.acquire();
+    slot.target = target;
+    slot.offsetBytes = offsetBytes;
+    await this.send(slot, Op.READ, offsetBytes, target.length, 0, 0, null, null);
+  }
+
+  /** Writes `data`; `checksums` is its checksum section (computed once by the engine for every replica). */
+  async write(offsetBytes: number, data: Uint8Array, checksums: Uint8Array, flags: number): Promise<void> {
+    const slot = await this.acquire();
+    await this.send(
+      slot,
+      Op.WRITE,
+      offsetBytes,
+      data.length,
+      checksums.length + data.length,
+      flags,
+      checksums,
+      data,
+    );
+  }
+
+  async unmap(offsetBytes: number, lengthBytes: number): Promise<void> {
+    await this.send(await this.acquire(), Op.UNMAP, offsetBytes, lengthBytes, 0, 0, null, null);
+  }
+
+  async flush(): Promise<void> {
+    await this.send(await this.acquire(), Op.FLUSH, 0, 0, 0, 0, null, null);
+  }
+
+  async ping(): Promise<void> {
+    await this.send(await this.acquire(), Op.PING, 0, 0, 0, 0, null, null);
+  }
+
+  /** Calls a replica control method (replica-control.ts) and returns its JSON result. */
+  async control<T = unknown>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    const payload = encodeJson({ method, params });
+    const response = await this.send(
+      await this.acquire(),
+      Op.CONTROL,
+      0,
+      0,
+      payload.length,
+      0,
+      payload,
+      null,
+    );
+    return decodeJson(response ?? Buffer.alloc(0), 'control response') as T;
+  }
+
+  async layerExtents(layer: string, startBlock: number, blockCount: number): Promise<LayerExtent[]> {
+    const payload = encodeJson({ layer, startBlock, blockCount });
+    const response = await this.send(
+      await this.acquire(),
+      Op.LAYER_EXTENTS,
+      0,
+      0,
+      payload.length,
+      0,
+      payload,
+      null,
+    );
+    return decodeExtents(response ?? Buffer.alloc(0));
+  }
+
+  /** Reads a layer's own data blocks into `target`, checked against the replica's checksums. */
+  async readLayer(layer: string, startBlock: number, target: Uint8Array): Promise<void> {
+    const slot = await this.acquire();
+    slot.target = target;
+    slot.offsetBytes = startBlock * 4096;
+    const payload = encodeJson({ layer });
+    await this.send(slot, Op.READ_LAYER, startBlock * 4096, target.length, payload.length, 0, payload, null);
+  }
+
+  async writeLayer(startBlock: number, write: LayerWrite): Promise<void> {
+    const [head, data] = encodeLayerWrite(write);
+    const slot = await this.acquire();
+    await this.send(
+      slot,
+      Op.WRITE_LAYER,
+      startBlock * 4096,
+      write.states.length * 4096,
+      head.length + data.length,
+      0,
+      head,
+      data,
+    );
+  }
+
+  /** Closes the connection; requests in flight fail with REPLICA_UNREACHABLE. */
+  close(): void {
+    this.fail(
+      new HornbillError('REPLICA_UNREACHABLE', `connection to replica ${this.label} closed by the engine`),
+    );
+  }
+
+  private acquire(): Promise<Slot> | Slot {
+    if (this.failure !== undefined) throw this.failure;
+    const slot = this.freeSlots.pop();
+    if (slot !== undefined) return slot;
+    return new Promise((resolve) => this.slotWaiters.push(resolve));
+  }
+
+  private send(
+    slot: Slot,
+    op: OpValue,
+    offsetBytes: number,
+    lengthBytes: number,
+    payloadLength: number,
+    flags: number,
+    first: Uint8Array | null,
+    second: Uint8Array | null,
+  ): Promise<Buffer | null> {
+    const socket = this.socket;
+    if (this.failure !== undefined || socket === undefined) {
+      this.release(slot);
+      return Promise.reject(
+        this.failure ?? new HornbillError('REPLICA_UNREACHABLE', `replica ${this.label} is not connected`),
+      );
+    }
+    this.counter = (this.counter + 1) & 0xffff;
+    slot.sequence = ((this.counter << 16) | slot.index) >>> 0;
+    slot.busy = true;
+    slot.startedAt = performance.now();
+    encodeHeader(slot.header, 0, {
+      op,
+      sequence: slot.sequence,
+      offsetBytes,
+      lengthBytes,
+      payloadLength,
+      flags,
+    });
+    const result = new Promise<Buffer | null>((resolve, reject) => {
+      slot.resolve = resolve;
+      slot.reject = reject;
+    });
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(this.uncork);
+    }
+    socket.write(slot.header);
+    if (first !== null && first.length > 0) socket.write(first);
+    if (second !== null && second.length > 0) socket.write(second);
+    return result;
+  }
+
+  private onResponse(header: FrameHeader, payload: Buffer): void {
+    const slot = this.slots[header.sequence & 0xffff];
+    if (slot === undefined || !slot.busy || slot.sequence !== header.sequence) {
+      this.fail(
+        new HornbillError(
+          'REPLICA_PROTOCOL_ERROR',
+          `replica ${this.label} answered unknown request ${header.sequence}`,
+        ),
+      );
+      return;
+    }
+    const { resolve, reject, target } = slot;
+    this.release(slot);
+    if (header.op === Op.ERROR) return reject(decodeError(payload));
+    if (header.op !== Op.OK) {
+      reject(
+        new HornbillError('REPLICA_PROTOCOL_ERROR', `replica ${this.label} answered with op ${header.op}`),
+      );
+      return;
+    }
+    if (target === null) return resolve(payload);
+    const sectionBytes = payload.length - target.length;
+    const section = payload.subarray(0, sectionBytes);
+    const data = payload.subarray(sectionBytes);
+    if (sectionBytes !== checksumSectionBytes(slot.offsetBytes, target.length)) {
+      reject(
+        new HornbillError(
+          'REPLICA_PROTOCOL_ERROR',
+          `replica ${this.label} sent a read answer of the wrong size`,
+        ),
+      );
+      return;
+    }
+    const bad = findChecksumMismatch(section, slot.offsetBytes, data);
+    if (bad >= 0) {
+      reject(
+        new HornbillError(
+          'STORE_CHECKSUM_MISMATCH',
+          `data from replica ${this.label} was damaged on the way`,
+          {
+            transfer: true,
+            blocks: [
+              {
+                block: Math.floor(slot.offsetBytes / 4096) + bad,
+                offsetBytes: slot.offsetBytes + bad * 4096,
+              },
+            ],
+          },
+        ),
+      );
+      return;
+    }
+    target.set(data);
+    resolve(null);
+  }
+
+  private release(slot: Slot): void {
+    slot.busy = false;
+    slot.target = null;
+    slot.resolve = noop;
+    slot.reject = noop;
+    const waiter = this.slotWaiters.shift();
+    if (waiter !== undefined) waiter(slot);
+    else this.freeSlots.push(slot);
+  }
+
+  private fail(error: HornbillError): void {
+    if (this.failure !== undefined) return;
+    this.failure = error;
+    if (this.timer !== undefined) clearInterval(this.timer);
+    this.socket?.destroy();
+    for (const slot of this.slots) {
+      if (!slot.busy) continue;
+      const reject = slot.reject;
+      slot.busy = false;
+      slot.target = null;
+      slot.resolve = noop;
+      slot.reject = noop;
+      reject(error);
+    }
+    for (const waiter of this.slotWaiters.splice(0)) {
+      // A request waiting for a slot fails too: hand it a slot whose send will reject.
+      waiter(this.freeSlots.pop() ?? this.slots[0]);
+    }
+    for (const listener of this.failureListeners) {
+      try {
+        listener(error);
+      } catch (listenerError) {
+        this.options.log('error', 'replica failure listener threw', { error: String(listenerError) });
+      }
+    }
+  }
+
+  /** True when an error means this replica is gone (rather than a refused request). */
+  static isConnectionFailure(error: unknown): boolean {
+    return (
+      isHornbillError(error) &&
+      ['REPLICA_UNREACHABLE', 'REPLICA_TIMEOUT', 'REPLICA_PROTOCOL_ERROR'].includes(error.code)
+    );
+  }
+}

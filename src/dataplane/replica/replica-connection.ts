@@ -1,0 +1,371 @@
+import type { Socket } from 'node:net';
+import { HornbillError, isHornbillError } from '../../errors.ts';
+import type { Logger } from '../../logging.ts';
+import { checksumOf } from '../../storage/checksum.ts';
+import { BLOCK_SIZE, MAX_IO_BLOCKS, MAX_IO_BYTES } from '../../storage/constants.ts';
+import type { ReplicaStore, WriteRequest } from '../../storage/replica-store.ts';
+import {
+  encodeHeader,
+  FRAME_HEADER_BYTES,
+  FrameFlag,
+  type FrameHeader,
+  Op,
+  type OpValue,
+} from '../protocol/frame.ts';
+import { FrameReader } from '../protocol/frame-reader.ts';
+import {
+  checksumSectionBytes,
+  decodeJson,
+  decodeLayerWrite,
+  encodeError,
+  encodeExtents,
+  encodeJson,
+  isBlockAligned,
+} from '../protocol/payloads.ts';
+import type { ReplicaControl } from './replica-control.ts';
+import { ResponseArena } from './response-arena.ts';
+
+/** Writes gathered from one socket read and applied with one journal append (bounded). */
+const MAX_BATCH_WRITES = 256;
+
+interface PendingWrite extends WriteRequest {
+  sequence: number;
+  fua: boolean;
+  expected: Uint32Array | number;
+}
+
+/**
+ * One engine connection to a replica. Frames are handled in arrival order; the only thing
+ * deferred is applying aligned WRITEs, which are gathered while one socket read is being
+ * parsed and applied together (one journal append) before any other request of that read
+ * runs, so ordering is as if each were applied on arrival. Responses of a read go out
+ * together (the socket is corked), from a reused arena.
+ */
+export class ReplicaConnection {
+  private readonly socket: Socket;
+  private readonly store: ReplicaStore;
+  private readonly control: ReplicaControl;
+  private readonly log: Logger;
+  private readonly reader: FrameReader;
+  private readonly arena = new ResponseArena();
+  private readonly pending: PendingWrite[] = [];
+  /** Sender checksums of the pending writes (copied out of the socket data, which may be unaligned). */
+  private readonly expectedScratch = new Uint32Array(MAX_IO_BLOCKS);
+  private expectedUsed = 0;
+  private pendingFua = false;
+  private closed = false;
+
+  constructor(socket: Socket, store: ReplicaStore, control: ReplicaControl, log: Logger) {
+    this.socket = socket;
+    this.store = store;
+    this.control = control;
+    this.log = log;
+    this.reader = new FrameReader(
+      (header, payload, fromChunk) => this.handle(header, payload, fromChunk),
+      (reason) => this.refuse(reason),
+    );
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', (error) => this.log('debug', 'replica connection error', { error: error.message }));
+    socket.on('close', () => {
+      this.closed = true;
+    });
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    this.arena.begin(this.socket.writableLength === 0);
+    this.socket.cork();
+    try {
+      this.reader.push(chunk);
+      this.applyPendingWrites();
+    } finally {
+      this.socket.uncork();
+    }
+  }
+
+  private refuse(reason: string): void {
+    this.log('warn', 'closing a replica connection after a malformed frame', {
+      reason,
+      peer: `${this.socket.remoteAddress}:${this.socket.remotePort}`,
+    });
+    this.pending.length = 0;
+    this.socket.destroy();
+  }
+
+  private handle(header: FrameHeader, payload: Buffer, fromChunk: boolean): void {
+    if (this.closed) return;
+    const { op, sequence } = header;
+    try {
+      if (op === Op.WRITE) return this.queueWrite(header, payload, fromChunk);
+      this.applyPendingWrites();
+      switch (op) {
+        case Op.READ:
+          return this.read(header);
+        case Op.UNMAP:
+          this.requireNoPayload(header);
+          this.store.unmap(header.offsetBytes, header.lengthBytes);
+          return this.respond(sequence, Op.OK, null);
+        case Op.FLUSH:
+          this.requireNoPayload(header);
+          this.store.flush();
+          return this.respond(sequence, Op.OK, null);
+        case Op.PING:
+          return this.respond(sequence, Op.OK, null);
+        case Op.CONTROL:
+          return this.callControl(sequence, payload);
+        case Op.LAYER_EXTENTS:
+          return this.layerExtents(sequence, payload);
+        case Op.READ_LAYER:
+          return this.readLayer(header, payload);
+        case Op.WRITE_LAYER:
+          return this.writeLayer(header, payload);
+        default:
+          throw new HornbillError('INVALID_ARGUMENT', `op ${op} is a response, not a request`);
+      }
+    } catch (error) {
+      this.respondError(sequence, error);
+    }
+  }
+
+  private requireNoPayload(header: FrameHeader): void {
+    if (header.payloadLength !== 0)
+      throw new HornbillError('INVALID_ARGUMENT', `op ${header.op} carries no payload`);
+  }
+
+  private requireIoLength(header: FrameHeader): void {
+    if (header.lengthBytes > MAX_IO_BYTES) {
+      throw new HornbillError('INVALID_ARGUMENT', `an I/O is limited to ${MAX_IO_BYTES} bytes`, {
+        lengthBytes: header.lengthBytes,
+      });
+    }
+  }
+
+  private queueWrite(header: FrameHeader, payload: Buffer, fromChunk: boolean): void {
+    this.requireIoLength(header);
+    const sectionBytes = checksumSectionBytes(header.offsetBytes, header.lengthBytes);
+    if (payload.length !== sectionBytes + header.lengthBytes) {
+      throw new HornbillError(
+        'INVALID_ARGUMENT',
+        'write payload length does not match its length and checksums',
+        {
+          payloadLength: payload.length,
+          expected: sectionBytes + header.lengthBytes,
+        },
+      );
+    }
+    const aligned = isBlockAligned(header.offsetBytes, header.lengthBytes);
+    const blocks = aligned ? header.lengthBytes / BLOCK_SIZE : 0;
+    if (
+      this.pending.length === MAX_BATCH_WRITES ||
+      this.expectedUsed + blocks > this.expectedScratch.length
+    ) {
+      this.applyPendingWrites();
+    }
+    let expected: Uint32Array | number;
+    if (aligned) {
+      expected = this.expectedScratch.subarray(this.expectedUsed, this.expectedUsed + blocks);
+      for (let block = 0; block < blocks; block++) expected[block] = payload.readUInt32LE(block * 4);
+      this.expectedUsed += blocks;
+    } else {
+      expected = payload.readUInt32LE(0);
+    }
+    this.pending.push({
+      sequence: header.sequence,
+      offsetBytes: header.offsetBytes,
+      data: payload.subarray(sectionBytes),
+      expected,
+      repair: (header.flags & FrameFlag.REPAIR) !== 0,
+      fua: (header.flags & FrameFlag.FUA) !== 0,
+    });
+    if ((header.flags & FrameFlag.FUA) !== 0) this.pendingFua = true;
+    // A payload reassembled across socket reads lives in the reader's buffer, which the next
+    // frame reuses: apply it now.
+    if (!fromChunk || !aligned) this.applyPendingWrites();
+  }
+
+  /** Applies the gathered writes (one journal append when all are whole blocks) and answers each. */
+  private applyPendingWrites(): void {
+    const writes = this.pending;
+    if (writes.length === 0) return;
+    let batchError: unknown;
+    try {
+      if (writes.length === 1) {
+        this.store.write(writes[0].offsetBytes, writes[0].data, writes[0]);
+      } else {
+        this.store.writeBatch(writes);
+      }
+    } catch (error) {
+      batchError = error;
+    }
+    // A batch is checked before anything is written; if it was refused, each write on its own
+    // gets its own answer (only the bad ones fail).
+    const results: unknown[] = writes.map(() => undefined);
+    if (batchError !== undefined) {
+      if (writes.length === 1) {
+        results[0] = batchError;
+      } else {
+        for (const [index, write] of writes.entries()) {
+          try {
+            this.store.write(write.offsetBytes, write.data, write);
+          } catch (error) {
+            results[index] = error;
+          }
+        }
+      }
+    }
+    if (this.pendingFua) {
+      try {
+        this.store.flush();
+      } catch (error) {
+        for (const [index, write] of writes.entries())
+          if (write.fua && results[index] === undefined) results[index] = error;
+      }
+    }
+    for (const [index, write] of writes.entries()) {
+      if (results[index] === undefined) this.respond(write.sequence, Op.OK, null);
+      else this.respondError(write.sequence, results[index]);
+    }
+    writes.length = 0;
+    this.expectedUsed = 0;
+    this.pendingFua = false;
+  }
+
+  private read(header: FrameHeader): void {
+    this.requireNoPayload(header);
+    this.requireIoLength(header);
+    const length = header.lengthBytes;
+    const sectionBytes = checksumSectionBytes(header.offsetBytes, length);
+    const frame = this.arena.take(FRAME_HEADER_BYTES + sectionBytes + length);
+    const data = frame.subarray(FRAME_HEADER_BYTES + sectionBytes);
+    if (isBlockAligned(header.offsetBytes, length)) {
+      // The arena hands out 8-byte aligned memory, so the section can be a Uint32Array view (little-endian host).
+      const checksums = new Uint32Array(
+        frame.buffer,
+        frame.byteOffset + FRAME_HEADER_BYTES,
+        sectionBytes / 4,
+      );
+      this.store.readWithChecksums(header.offsetBytes, data, checksums);
+    } else {
+      this.store.read(header.offsetBytes, data);
+      frame.writeUInt32LE(checksumOf(data), FRAME_HEADER_BYTES);
+    }
+    this.writeFrame(frame, header.sequence, Op.OK, sectionBytes + length);
+  }
+
+  private callControl(sequence: number, payload: Buffer): void {
+    const request = decodeJson(payload, 'control request') as { method?: unknown; params?: unknown } | null;
+    if (typeof request !== 'object' || request === null) {
+      throw new HornbillError('INVALID_ARGUMENT', 'a control request is a JSON object {method, params}');
+    }
+    this.control.call(request.method, request.params).then(
+      (result) => this.respond(sequence, Op.OK, encodeJson(result ?? null)),
+      (error) => this.respondError(sequence, error),
+    );
+  }
+
+  private layerExtents(sequence: number, payload: Buffer): void {
+    const request = decodeJson(payload, 'extents request') as {
+      layer?: unknown;
+      startBlock?: unknown;
+      blockCount?: unknown;
+    };
+    if (
+      typeof request?.layer !== 'string' ||
+      typeof request.startBlock !== 'number' ||
+      typeof request.blockCount !== 'number'
+    ) {
+      throw new HornbillError('INVALID_ARGUMENT', 'an extents request is {layer, startBlock, blockCount}');
+    }
+    if (request.blockCount > MAX_IO_BLOCKS) {
+      throw new HornbillError(
+        'INVALID_ARGUMENT',
+        `extents are listed at most ${MAX_IO_BLOCKS} blocks at a time`,
+      );
+    }
+    this.respond(
+      sequence,
+      Op.OK,
+      encodeExtents(this.store.layerExtents(request.layer, request.startBlock, request.blockCount)),
+    );
+  }
+
+  private readLayer(header: FrameHeader, payload: Buffer): void {
+    const request = decodeJson(payload, 'layer read') as { layer?: unknown };
+    if (typeof request?.layer !== 'string' || !isBlockAligned(header.offsetBytes, header.lengthBytes)) {
+      throw new HornbillError('INVALID_ARGUMENT', 'a layer read names a layer and covers whole blocks');
+    }
+    this.requireIoLength(header);
+    const startBlock = header.offsetBytes / BLOCK_SIZE;
+    const blocks = header.lengthBytes / BLOCK_SIZE;
+    const frame = this.arena.take(FRAME_HEADER_BYTES + blocks * 4 + header.lengthBytes);
+    this.store.readLayerBlocks(request.layer, startBlock, frame.subarray(FRAME_HEADER_BYTES + blocks * 4));
+    let at = FRAME_HEADER_BYTES;
+    for (const extent of this.store.layerExtents(request.layer, startBlock, blocks)) {
+      for (const checksum of extent.checksums ?? []) {
+        frame.writeUInt32LE(checksum, at);
+        at += 4;
+      }
+    }
+    this.writeFrame(frame, header.sequence, Op.OK, blocks * 4 + header.lengthBytes);
+  }
+
+  private writeLayer(header: FrameHeader, payload: Buffer): void {
+    if (!isBlockAligned(header.offsetBytes, header.lengthBytes)) {
+      throw new HornbillError('INVALID_ARGUMENT', 'a layer write covers whole blocks');
+    }
+    this.requireIoLength(header);
+    const startBlock = header.offsetBytes / BLOCK_SIZE;
+    const write = decodeLayerWrite(payload, header.lengthBytes / BLOCK_SIZE);
+    // Runs of one state go to the store together; data runs are contiguous in the packed data.
+    let index = 0;
+    let dataAt = 0;
+    while (index < write.states.length) {
+      const state = write.states[index];
+      let end = index + 1;
+      while (end < write.states.length && write.states[end] === state) end++;
+      const dataBytes = state === 1 ? (end - index) * BLOCK_SIZE : 0;
+      this.store.writeLayerBlocks(
+        write.layer,
+        startBlock + index,
+        write.states.subarray(index, end),
+        write.checksums.subarray(index, end),
+        dataBytes > 0 ? write.data.subarray(dataAt, dataAt + dataBytes) : null,
+      );
+      dataAt += dataBytes;
+      index = end;
+    }
+    this.respond(header.sequence, Op.OK, null);
+  }
+
+  private respond(sequence: number, op: OpValue, payload: Buffer | null): void {
+    if (this.closed) return;
+    const frame = this.arena.take(FRAME_HEADER_BYTES);
+    encodeHeader(frame, 0, {
+      op,
+      sequence,
+      offsetBytes: 0,
+      lengthBytes: 0,
+      payloadLength: payload?.length ?? 0,
+      flags: 0,
+    });
+    this.socket.write(frame);
+    if (payload !== null && payload.length > 0) this.socket.write(payload);
+  }
+
+  private respondError(sequence: number, error: unknown): void {
+    if (!isHornbillError(error)) {
+      this.log('error', 'replica request failed unexpectedly', {
+        error: (error as Error)?.stack ?? String(error),
+      });
+    }
+    this.respond(sequence, Op.ERROR, encodeError(error));
+  }
+
+  /** Sends a frame whose header space (32 bytes) leads `frame`. */
+  private writeFrame(frame: Buffer, sequence: number, op: OpValue, payloadLength: number): void {
+    if (this.closed) return;
+    encodeHeader(frame, 0, { op, sequence, offsetBytes: 0, lengthBytes: 0, payloadLength, flags: 0 });
+    this.socket.write(frame);
+  }
+}
