@@ -206,3 +206,67 @@ export function setHeadParent(core: StoreCore, parent: string | null): void {
   core.setParent(core.head, parentLayer?.id ?? null);
   core.rebuildChain();
 }
+
+export interface LayerMetadata {
+  createdAt?: string;
+  userCreated?: boolean;
+  removed?: boolean;
+  labels?: Record<string, string>;
+}
+
+/**
+ * Moves a snapshot under another parent (or makes it a root), as a rebuild target does to
+ * match its source's chain. Refused when it would make a cycle.
+ */
+export function setLayerParent(core: StoreCore, name: string, parent: string | null): void {
+  const layer = findLayer(core, name);
+  const parentLayer = parent === null ? null : findSnapshot(core, parent);
+  for (let ancestor: Layer | null = parentLayer; ancestor !== null; ) {
+    if (ancestor === layer) {
+      throw new HornbillError(
+        'INVALID_ARGUMENT',
+        `making ${parent} the parent of ${name} would make a cycle`,
+        { name, parent },
+      );
+    }
+    ancestor = ancestor.record.parentId === null ? null : (core.layers.get(ancestor.record.parentId) ?? null);
+  }
+  if (layer.record.parentId === (parentLayer?.id ?? null)) return;
+  core.checkpoint({ putLayers: [{ ...layer.record, parentId: parentLayer?.id ?? null }] });
+  core.setParent(layer, parentLayer?.id ?? null);
+  core.rebuildChain();
+}
+
+/** Sets a snapshot's metadata (a rebuild target copies its source's). */
+export function setLayerMetadata(core: StoreCore, name: string, metadata: LayerMetadata): void {
+  const layer = findSnapshot(core, name);
+  const record: LayerRecord = {
+    ...layer.record,
+    createdAt: metadata.createdAt ?? layer.record.createdAt,
+    userCreated: metadata.userCreated ?? layer.record.userCreated,
+    removed: metadata.removed ?? layer.record.removed,
+    labels: metadata.labels === undefined ? layer.record.labels : { ...metadata.labels },
+  };
+  core.index.commit({ putLayers: [record] });
+  Object.assign(layer.record, record);
+}
+
+/**
+ * Deletes a snapshot at once, data and all (not mark-and-purge): for a rebuild target's
+ * layers that its source does not have. The snapshot must have no children, which also
+ * means it is not on the live chain.
+ */
+export function deleteLayerNow(core: StoreCore, name: string): void {
+  const layer = findSnapshot(core, name);
+  if (layer.childIds.size > 0) {
+    throw new HornbillError('INVALID_ARGUMENT', `snapshot ${name} has children; move or delete them first`, {
+      name,
+    });
+  }
+  core.checkpoint({
+    deleteLayers: [layer.id],
+    volume: { ...core.volume, garbageLayerIds: [...core.volume.garbageLayerIds, layer.id] },
+  });
+  core.dropLayer(layer);
+  core.collectGarbage();
+}

@@ -16,11 +16,15 @@ import { hashSnapshot, type VerifyReport, verify, verifySteps } from './integrit
 import type { LayerInfo } from './layer.ts';
 import {
   createLayer,
+  deleteLayerNow,
   type ImportedLayer,
   type LayerExtent,
+  type LayerMetadata,
   layerExtents,
   readLayerBlocks,
   setHeadParent,
+  setLayerMetadata,
+  setLayerParent,
   writeLayerBlocks,
 } from './layer-sync.ts';
 import { createStoreFiles, openStoreCore, type StoreOptions } from './open-store.ts';
@@ -487,6 +491,23 @@ export class ReplicaStore {
   setHeadParent(parent: string | null): void {
     this.core.checkOpen();
     setHeadParent(this.core, parent);
+  }
+
+  /** Moves a snapshot (or the head, by its display name) under another parent. */
+  setLayerParent(layerName: string, parent: string | null): void {
+    this.core.checkOpen();
+    setLayerParent(this.core, layerName, parent);
+  }
+
+  setLayerMetadata(layerName: string, metadata: LayerMetadata): void {
+    this.core.checkOpen();
+    setLayerMetadata(this.core, layerName, metadata);
+  }
+
+  /** Deletes a snapshot without children at once (a rebuild target's surplus layers). */
+  deleteLayerNow(layerName: string): void {
+    this.core.checkOpen();
+    deleteLayerNow(this.core, layerName);
   }
 
   /** While rebuilding, zero writes and unmaps in the head are always recorded (never left ABSENT). */

@@ -5,11 +5,13 @@ import { BLOCK_SIZE, MAX_IO_BYTES } from '../../storage/constants.ts';
 import type { LayerInfo, MappingRun } from '../../storage/replica-store.ts';
 import type { BlockDevice } from '../block-device.ts';
 import { FrameFlag } from '../protocol/frame.ts';
-import { checksumSectionBytes, writeChecksumSection } from '../protocol/payloads.ts';
+import { checksumSectionBytes, isBlockAligned, writeChecksumSection } from '../protocol/payloads.ts';
 import { type ReplicaAddress, ReplicaClient } from '../protocol/replica-client.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
 import { IoGate } from './io-gate.ts';
+import { RangeLock } from './range-lock.ts';
 import { repairBlocks } from './read-repair.ts';
+import { Rebuild, type RebuildOptions, type RebuildProgress } from './rebuild.ts';
 
 export type ReplicaMode = 'RW' | 'WO' | 'ERR';
 
@@ -63,6 +65,8 @@ export class Engine implements BlockDevice {
   private nextRead = 0;
   private readonly modeListeners: ((replica: EngineReplica) => void)[] = [];
   private closed = false;
+  private readonly blockLock = new RangeLock();
+  private currentRebuild: Rebuild | undefined;
 
   private constructor(options: EngineOptions) {
     this.options = options;
@@ -226,25 +230,87 @@ export class Engine implements BlockDevice {
     if (source.length === 0) return;
     await this.gate.enter();
     try {
-      const checksums = Buffer.allocUnsafe(checksumSectionBytes(offsetBytes, source.length));
-      writeChecksumSection(checksums, offsetBytes, source);
       const flags = options?.fua === true ? FrameFlag.FUA : 0;
-      await this.fanOut((client) => client.write(offsetBytes, source, checksums, flags));
+      if (!this.needsWholeBlocks()) return await this.writeThrough(offsetBytes, source, flags);
+      const release = await this.blockLock.acquire(
+        Math.floor(offsetBytes / BLOCK_SIZE),
+        Math.ceil((offsetBytes + source.length) / BLOCK_SIZE),
+      );
+      try {
+        if (isBlockAligned(offsetBytes, source.length))
+          return await this.writeThrough(offsetBytes, source, flags);
+        // A rebuilding replica's chain is incomplete: it must not merge a partial block with what it holds.
+        const start = Math.floor(offsetBytes / BLOCK_SIZE) * BLOCK_SIZE;
+        const whole = Buffer.alloc(
+          Math.ceil((offsetBytes + source.length) / BLOCK_SIZE) * BLOCK_SIZE - start,
+        );
+        await this.readFromReplicas(start, whole);
+        whole.set(source, offsetBytes - start);
+        await this.writeThrough(start, whole, flags);
+      } finally {
+        release();
+      }
     } finally {
       this.gate.leave();
     }
+  }
+
+  private async writeThrough(offsetBytes: number, source: Uint8Array, flags: number): Promise<void> {
+    const checksums = Buffer.allocUnsafe(checksumSectionBytes(offsetBytes, source.length));
+    writeChecksumSection(checksums, offsetBytes, source);
+    await this.fanOut((client) => client.write(offsetBytes, source, checksums, flags));
+  }
+
+  /**
+   * While a replica rebuilds (WO), writes and unmaps that do not cover whole 4 KiB blocks
+   * are widened here to whole blocks read from an RW replica (Longhorn issue 4354: the WO
+   * replica would merge with an incomplete chain). Writes then take a block lock, so that a
+   * widened read-merge-write never interleaves with another write to the same blocks.
+   */
+  private needsWholeBlocks(): boolean {
+    return this.blockLock.busy || this.replicas.some((replica) => replica.mode === 'WO');
   }
 
   async unmap(offsetBytes: number, lengthBytes: number): Promise<void> {
     this.checkRange(offsetBytes, lengthBytes);
     await this.gate.enter();
     try {
-      for (let at = offsetBytes; at < offsetBytes + lengthBytes; at += UNMAP_PIECE_BYTES) {
-        const length = Math.min(UNMAP_PIECE_BYTES, offsetBytes + lengthBytes - at);
-        await this.fanOut((client) => client.unmap(at, length));
+      if (!this.needsWholeBlocks() || isBlockAligned(offsetBytes, lengthBytes)) {
+        return await this.unmapThrough(offsetBytes, lengthBytes);
+      }
+      const end = offsetBytes + lengthBytes;
+      const release = await this.blockLock.acquire(
+        Math.floor(offsetBytes / BLOCK_SIZE),
+        Math.ceil(end / BLOCK_SIZE),
+      );
+      try {
+        // Partial blocks at either end become whole-block writes of zeros merged here.
+        const alignedStart = Math.ceil(offsetBytes / BLOCK_SIZE) * BLOCK_SIZE;
+        const alignedEnd = Math.max(alignedStart, Math.floor(end / BLOCK_SIZE) * BLOCK_SIZE);
+        for (const [from, to] of [
+          [offsetBytes, Math.min(end, alignedStart)],
+          [Math.max(alignedEnd, alignedStart), end],
+        ]) {
+          if (from >= to) continue;
+          const blockStart = Math.floor(from / BLOCK_SIZE) * BLOCK_SIZE;
+          const block = Buffer.alloc(BLOCK_SIZE);
+          await this.readFromReplicas(blockStart, block);
+          block.fill(0, from - blockStart, to - blockStart);
+          await this.writeThrough(blockStart, block, 0);
+        }
+        if (alignedEnd > alignedStart) await this.unmapThrough(alignedStart, alignedEnd - alignedStart);
+      } finally {
+        release();
       }
     } finally {
       this.gate.leave();
+    }
+  }
+
+  private async unmapThrough(offsetBytes: number, lengthBytes: number): Promise<void> {
+    for (let at = offsetBytes; at < offsetBytes + lengthBytes; at += UNMAP_PIECE_BYTES) {
+      const length = Math.min(UNMAP_PIECE_BYTES, offsetBytes + lengthBytes - at);
+      await this.fanOut((client) => client.unmap(at, length));
     }
   }
 
@@ -432,6 +498,90 @@ export class Engine implements BlockDevice {
       await this.controlAll('expand', { sizeBytes });
       this.volumeSizeBytes = sizeBytes;
     });
+  }
+
+  /**
+   * Adds a replica (new, or one that came back) and rebuilds it while the volume stays in
+   * use; one rebuild at a time. Resolves with the finished rebuild's progress; the replica
+   * is RW then. A replica at an address the engine already lists reuses that entry.
+   */
+  async addReplica(
+    address: ReplicaAddress,
+    options: { local?: boolean } & Partial<RebuildOptions> = {},
+  ): Promise<RebuildProgress> {
+    if (this.closed)
+      throw new HornbillError('DEVICE_NOT_READY', `volume ${this.name}: the engine is stopped`);
+    if (
+      this.currentRebuild !== undefined &&
+      !['done', 'failed'].includes(this.currentRebuild.progress.state)
+    ) {
+      throw new HornbillError('ENGINE_REBUILD_BUSY', `volume ${this.name} is already rebuilding a replica`, {
+        progress: this.currentRebuild.progress,
+      });
+    }
+    let replica = this.replicas.find(
+      (entry) => entry.address.host === address.host && entry.address.port === address.port,
+    );
+    if (replica !== undefined && replica.mode !== 'ERR') {
+      throw new HornbillError(
+        'INVALID_ARGUMENT',
+        `replica ${address.host}:${address.port} is already ${replica.mode} in volume ${this.name}`,
+      );
+    }
+    if (replica === undefined) {
+      replica = {
+        address,
+        local: options.local ?? false,
+        mode: 'ERR',
+        client: undefined,
+        error: 'rebuilding',
+      };
+      this.replicas.push(replica);
+    }
+    const client = new ReplicaClient({
+      address,
+      log: this.options.log,
+      timeoutMs: this.options.replicaTimeoutMs ?? 8000,
+    });
+    try {
+      await client.connect();
+      const info = await client.control<ReplicaInfo>('info');
+      if (info.sizeBytes !== this.volumeSizeBytes) {
+        throw new HornbillError(
+          'INVALID_ARGUMENT',
+          `replica size ${info.sizeBytes} differs from the volume's ${this.volumeSizeBytes}`,
+        );
+      }
+    } catch (error) {
+      client.close();
+      this.markError(replica, (error as Error).message);
+      throw error;
+    }
+    const rebuild = new Rebuild(this, replica, client, { log: this.options.log, ...options });
+    this.currentRebuild = rebuild;
+    await rebuild.run();
+    return rebuild.progress;
+  }
+
+  /** The running or last rebuild's progress. */
+  rebuildStatus(): RebuildProgress | undefined {
+    return this.currentRebuild === undefined ? undefined : { ...this.currentRebuild.progress };
+  }
+
+  /** Takes a replica out of the volume for good (live change of the replica count). */
+  removeReplica(address: ReplicaAddress): void {
+    const index = this.replicas.findIndex(
+      (entry) => entry.address.host === address.host && entry.address.port === address.port,
+    );
+    if (index < 0)
+      throw new HornbillError(
+        'INVALID_ARGUMENT',
+        `replica ${address.host}:${address.port} is not in volume ${this.name}`,
+      );
+    const [replica] = this.replicas.splice(index, 1);
+    const client = replica.client;
+    replica.client = undefined;
+    client?.close();
   }
 
   /** Stops the engine: in-flight I/O finishes, new I/O is refused, connections close. */

@@ -46,7 +46,10 @@ export class FrameReader {
         return;
       }
       const problem = decodeHeader(chunk, position, this.header);
-      if (problem !== undefined) return this.fail(problem);
+      if (problem !== undefined) {
+        this.fail(problem);
+        return;
+      }
       const frameBytes = FRAME_HEADER_BYTES + this.header.payloadLength;
       if (available < frameBytes) {
         this.startAssembly(chunk, position, frameBytes);

@@ -330,14 +330,22 @@ export class ReplicaClient {
     }
     const { resolve, reject, target } = slot;
     this.release(slot);
-    if (header.op === Op.ERROR) return reject(decodeError(payload));
+    if (header.op === Op.ERROR) {
+      reject(decodeError(payload));
+      return;
+    }
     if (header.op !== Op.OK) {
       reject(
         new HornbillError('REPLICA_PROTOCOL_ERROR', `replica ${this.label} answered with op ${header.op}`),
       );
       return;
     }
-    if (target === null) return resolve(payload);
+    // The payload is a view of the reader's buffers, reused by the next frame; whoever awaits
+    // the result runs later, so it gets a copy. (Read data is copied into its target below, now.)
+    if (target === null) {
+      resolve(payload.length === 0 ? null : Buffer.from(payload));
+      return;
+    }
     const sectionBytes = payload.length - target.length;
     const section = payload.subarray(0, sectionBytes);
     const data = payload.subarray(sectionBytes);

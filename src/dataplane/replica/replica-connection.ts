@@ -97,29 +97,40 @@ export class ReplicaConnection {
     if (this.closed) return;
     const { op, sequence } = header;
     try {
-      if (op === Op.WRITE) return this.queueWrite(header, payload, fromChunk);
+      if (op === Op.WRITE) {
+        this.queueWrite(header, payload, fromChunk);
+        return;
+      }
       this.applyPendingWrites();
       switch (op) {
         case Op.READ:
-          return this.read(header);
+          this.read(header);
+          return;
         case Op.UNMAP:
           this.requireNoPayload(header);
           this.store.unmap(header.offsetBytes, header.lengthBytes);
-          return this.respond(sequence, Op.OK, null);
+          this.respond(sequence, Op.OK, null);
+          return;
         case Op.FLUSH:
           this.requireNoPayload(header);
           this.store.flush();
-          return this.respond(sequence, Op.OK, null);
+          this.respond(sequence, Op.OK, null);
+          return;
         case Op.PING:
-          return this.respond(sequence, Op.OK, null);
+          this.respond(sequence, Op.OK, null);
+          return;
         case Op.CONTROL:
-          return this.callControl(sequence, payload);
+          this.callControl(sequence, payload);
+          return;
         case Op.LAYER_EXTENTS:
-          return this.layerExtents(sequence, payload);
+          this.layerExtents(sequence, payload);
+          return;
         case Op.READ_LAYER:
-          return this.readLayer(header, payload);
+          this.readLayer(header, payload);
+          return;
         case Op.WRITE_LAYER:
-          return this.writeLayer(header, payload);
+          this.writeLayer(header, payload);
+          return;
         default:
           throw new HornbillError('INVALID_ARGUMENT', `op ${op} is a response, not a request`);
       }

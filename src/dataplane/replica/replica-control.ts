@@ -95,6 +95,23 @@ export class ReplicaControl {
           removed: field(params, 'removed', 'boolean', true),
           labels: field(params, 'labels', 'object', true),
         });
+      case 'setLayerParent':
+        store.setLayerParent(
+          field(params, 'name', 'string'),
+          params.parent === null ? null : field(params, 'parent', 'string'),
+        );
+        return null;
+      case 'setLayerMetadata':
+        store.setLayerMetadata(field(params, 'name', 'string'), {
+          createdAt: field(params, 'createdAt', 'string', true),
+          userCreated: field(params, 'userCreated', 'boolean', true),
+          removed: field(params, 'removed', 'boolean', true),
+          labels: field(params, 'labels', 'object', true),
+        });
+        return null;
+      case 'deleteLayerNow':
+        store.deleteLayerNow(field(params, 'name', 'string'));
+        return null;
       case 'setHeadParent':
         store.setHeadParent(params.parent === null ? null : field(params, 'parent', 'string'));
         return null;
