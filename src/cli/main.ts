@@ -1,3 +1,4 @@
+import { engineCommand } from './engine.ts';
 import { ExitCode, reportError } from './output.ts';
 import { replicaCommand } from './replica.ts';
 
@@ -6,6 +7,8 @@ const USAGE = `hornbill — distributed, replicated block storage for Kubernetes
 Usage: hornbill <command> [options]
 
 Commands:
+  replica           serve one replica (--dir --size --listen)
+  engine            run the engine of one volume over replicas, with an iSCSI or NBD frontend
   replica inspect   show a replica folder's chain, counters and a checksum verify
   replica export    write a volume or snapshot from a replica folder as a sparse image
 
@@ -21,6 +24,8 @@ export async function main(
     switch (command) {
       case 'replica':
         return await replicaCommand(rest, print);
+      case 'engine':
+        return await engineCommand(rest);
       case undefined:
       case 'help':
       case '--help':

@@ -2,6 +2,7 @@ import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import { HornbillError } from '../errors.ts';
 import { ReplicaStore } from '../storage/replica-store.ts';
 import { ExitCode, formatBytes, formatTable } from './output.ts';
+import { REPLICA_SERVE_USAGE, replicaServe } from './replica-serve.ts';
 
 const USAGE = `Usage:
   hornbill replica inspect --dir DIR [--no-verify] [-o json]
@@ -16,6 +17,7 @@ Both open the folder themselves: stop the process serving the replica first.`;
 
 export async function replicaCommand(argv: string[], print: (text: string) => void): Promise<number> {
   const [subcommand, ...rest] = argv;
+  if (subcommand?.startsWith('--') === true && subcommand !== '--help') return replicaServe(argv);
   switch (subcommand) {
     case 'inspect':
       return inspect(rest, print);
@@ -24,7 +26,7 @@ export async function replicaCommand(argv: string[], print: (text: string) => vo
     case undefined:
     case 'help':
     case '--help':
-      print(`${USAGE}\n`);
+      print(`${REPLICA_SERVE_USAGE}\n${USAGE.replace('Usage:\n', '')}\n`);
       return subcommand === undefined ? ExitCode.USAGE : ExitCode.OK;
     default:
       throw new HornbillError('CLI_USAGE', `unknown replica command ${JSON.stringify(subcommand)}\n${USAGE}`);

@@ -492,6 +492,17 @@ export class Engine implements BlockDevice {
     return result.value;
   }
 
+  /** Reclaims removed snapshots on every replica; refused while a replica rebuilds (it copies those layers). */
+  async purge(): Promise<unknown> {
+    if (this.replicas.some((replica) => replica.mode === 'WO')) {
+      throw new HornbillError(
+        'ENGINE_REBUILD_BUSY',
+        `volume ${this.name} is rebuilding a replica; purge waits until it is done`,
+      );
+    }
+    return this.controlAll('purge');
+  }
+
   /** Grows the volume on every replica at an I/O boundary. */
   async expand(sizeBytes: number): Promise<void> {
     await this.atIoBoundary(async () => {

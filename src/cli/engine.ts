@@ -1,0 +1,129 @@
+import type { BlockDevice } from '../dataplane/block-device.ts';
+import { Engine } from '../dataplane/engine/engine.ts';
+import { EngineControlServer } from '../dataplane/engine/engine-control-server.ts';
+import { IscsiTarget } from '../dataplane/iscsi/target.ts';
+import { NbdServer } from '../dataplane/nbd/server.ts';
+import { HornbillError } from '../errors.ts';
+import { stderrLogger } from '../logging.ts';
+import {
+  announce,
+  parseAddress,
+  parseDuration,
+  parseFlags,
+  parseSize,
+  requireFlag,
+  untilSignal,
+} from './args.ts';
+import { ExitCode } from './output.ts';
+
+export const ENGINE_USAGE = `Usage:
+  hornbill engine --name VOLUME --size SIZE --replica HOST:PORT [--replica HOST:PORT …]
+                  --frontend iscsi|nbd|none [--listen HOST:PORT] [--control HOST:PORT]
+                  [--replica-timeout 8s] [--prefer-local HOST:PORT]
+      Runs the engine of one volume over replicas served by "hornbill replica": writes go
+      to every replica, reads to one, failed replicas are dropped. --frontend iscsi serves
+      iqn.2026-11.io.hornbill:VOLUME LUN 0 at --listen; nbd serves export VOLUME at
+      --listen; none serves no frontend. --control opens the engine control port (status,
+      snapshot, addReplica, …; see docs/wire-protocol.md). Prints one JSON line on stdout
+      when ready, logs to stderr, stops cleanly on SIGTERM.`;
+
+export async function engineCommand(argv: string[]): Promise<number> {
+  const { values } = parseFlags(
+    argv,
+    {
+      name: { type: 'string' },
+      size: { type: 'string' },
+      replica: { type: 'string', multiple: true },
+      frontend: { type: 'string' },
+      listen: { type: 'string' },
+      control: { type: 'string' },
+      'replica-timeout': { type: 'string' },
+      'prefer-local': { type: 'string' },
+    },
+    ENGINE_USAGE,
+  );
+  const name = requireFlag(values.name, '--name', ENGINE_USAGE);
+  const sizeBytes = parseSize(requireFlag(values.size, '--size', ENGINE_USAGE), '--size');
+  const replicas = (values.replica ?? []).map((text) => parseAddress(text, '--replica'));
+  if (replicas.length === 0)
+    throw new HornbillError('CLI_USAGE', `at least one --replica is required\n${ENGINE_USAGE}`);
+  const frontend = requireFlag(values.frontend, '--frontend', ENGINE_USAGE);
+  if (!['iscsi', 'nbd', 'none'].includes(frontend)) {
+    throw new HornbillError(
+      'CLI_USAGE',
+      `--frontend must be iscsi, nbd or none, not ${JSON.stringify(frontend)}`,
+    );
+  }
+  const listen = values.listen === undefined ? undefined : parseAddress(values.listen, '--listen');
+  if (frontend !== 'none' && listen === undefined)
+    throw new HornbillError('CLI_USAGE', `--frontend ${frontend} needs --listen`);
+  const control = values.control === undefined ? undefined : parseAddress(values.control, '--control');
+  const local =
+    values['prefer-local'] === undefined ? undefined : parseAddress(values['prefer-local'], '--prefer-local');
+  const log = stderrLogger('engine');
+
+  const engine = await Engine.start({
+    name,
+    log,
+    replicas: replicas.map((address) => ({
+      address,
+      local: local?.host === address.host && local.port === address.port,
+    })),
+    replicaTimeoutMs:
+      values['replica-timeout'] === undefined
+        ? 8000
+        : parseDuration(values['replica-timeout'], '--replica-timeout'),
+    preferLocalReplica: local !== undefined,
+  });
+  if (engine.robustness !== 'faulted' && engine.sizeBytes !== sizeBytes) {
+    await engine.close();
+    throw new HornbillError(
+      'INVALID_ARGUMENT',
+      `the replicas hold ${engine.sizeBytes} bytes, not the ${sizeBytes} asked for`,
+    );
+  }
+  const stops: (() => Promise<void>)[] = [];
+  const details: Record<string, unknown> = {
+    role: 'engine',
+    name,
+    robustness: engine.robustness,
+    replicas: engine.status(),
+  };
+  try {
+    const device: BlockDevice = engine;
+    if (frontend === 'iscsi') {
+      const target = new IscsiTarget({ host: listen!.host, port: listen!.port, logger: log });
+      target.addVolume(name, device);
+      details.iscsi = { ...(await target.listen()), iqn: `iqn.2026-11.io.hornbill:${name}`, lun: 0 };
+      stops.push(() => target.close());
+    } else if (frontend === 'nbd') {
+      const server = new NbdServer({ host: listen!.host, port: listen!.port, log });
+      server.addExport(name, device);
+      details.nbd = { ...(await server.listen()), export: name };
+      stops.push(() => server.close());
+    }
+    if (control !== undefined) {
+      const controlServer = new EngineControlServer(engine, log);
+      details.control = await controlServer.listen(control.host, control.port);
+      stops.push(() => controlServer.close());
+    }
+  } catch (error) {
+    for (const stop of stops.reverse()) await stop();
+    await engine.close();
+    throw error;
+  }
+  engine.onReplicaModeChange((replica) =>
+    log('info', 'replica mode changed', {
+      volume: name,
+      replica: `${replica.address.host}:${replica.address.port}`,
+      mode: replica.mode,
+    }),
+  );
+  announce(details);
+  await untilSignal(async () => {
+    for (const stop of stops.reverse()) await stop();
+    await engine.close();
+    log('info', 'engine stopped', { volume: name });
+  });
+  return ExitCode.OK;
+}

@@ -1,0 +1,156 @@
+import net from 'node:net';
+import { HornbillError, isHornbillError } from '../../errors.ts';
+import type { Logger } from '../../logging.ts';
+import { encodeHeader, FRAME_HEADER_BYTES, type FrameHeader, Op, type OpValue } from '../protocol/frame.ts';
+import { FrameReader } from '../protocol/frame-reader.ts';
+import { decodeJson, encodeError, encodeJson } from '../protocol/payloads.ts';
+import type { Engine } from './engine.ts';
+
+/**
+ * The control port of a standalone engine (`hornbill engine --control HOST:PORT`): CONTROL
+ * frames of the wire protocol carrying JSON, so that tests and operators drive an engine
+ * without the control plane (the instance manager's gRPC API does this in a cluster).
+ * `ReplicaClient.control()` speaks it.
+ */
+export class EngineControlServer {
+  private readonly engine: Engine;
+  private readonly log: Logger;
+  private readonly server: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(engine: Engine, log: Logger) {
+    this.engine = engine;
+    this.log = log;
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  async listen(host: string, port: number): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => resolve());
+    });
+    const address = this.server.address() as net.AddressInfo;
+    return { host: address.address, port: address.port };
+  }
+
+  private accept(socket: net.Socket): void {
+    if (this.sockets.size >= 16) {
+      socket.destroy();
+      return;
+    }
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => {});
+    const reader = new FrameReader(
+      (header, payload) => this.handle(socket, header, payload),
+      (reason) => {
+        this.log('warn', 'closing an engine control connection after a malformed frame', { reason });
+        socket.destroy();
+      },
+    );
+    socket.on('data', (chunk: Buffer) => reader.push(chunk));
+  }
+
+  private handle(socket: net.Socket, header: FrameHeader, payload: Buffer): void {
+    const send = (op: OpValue, body: Buffer) => {
+      if (socket.destroyed) return;
+      const frame = Buffer.alloc(FRAME_HEADER_BYTES);
+      encodeHeader(frame, 0, {
+        op,
+        sequence: header.sequence,
+        offsetBytes: 0,
+        lengthBytes: 0,
+        payloadLength: body.length,
+        flags: 0,
+      });
+      socket.write(frame);
+      socket.write(body);
+    };
+    let request: { method?: unknown; params?: unknown };
+    try {
+      if (header.op !== Op.CONTROL && header.op !== Op.PING) {
+        throw new HornbillError('INVALID_ARGUMENT', 'the engine control port takes CONTROL requests only');
+      }
+      request =
+        header.op === Op.PING
+          ? { method: 'status' }
+          : (decodeJson(payload, 'control request') as typeof request);
+      if (typeof request !== 'object' || request === null)
+        throw new HornbillError('INVALID_ARGUMENT', 'a control request is {method, params}');
+    } catch (error) {
+      send(Op.ERROR, encodeError(error));
+      return;
+    }
+    this.call(request.method, (request.params ?? {}) as Record<string, unknown>).then(
+      (result) => send(Op.OK, encodeJson(result ?? null)),
+      (error) => {
+        if (!isHornbillError(error))
+          this.log('error', 'engine control failed unexpectedly', { error: String(error) });
+        send(Op.ERROR, encodeError(error));
+      },
+    );
+  }
+
+  private async call(method: unknown, params: Record<string, unknown>): Promise<unknown> {
+    const engine = this.engine;
+    const text = (name: string) => {
+      if (typeof params[name] !== 'string')
+        throw new HornbillError('INVALID_ARGUMENT', `parameter ${name} must be a string`);
+      return params[name] as string;
+    };
+    const number = (name: string) => {
+      if (typeof params[name] !== 'number')
+        throw new HornbillError('INVALID_ARGUMENT', `parameter ${name} must be a number`);
+      return params[name] as number;
+    };
+    switch (method) {
+      case 'status':
+        return {
+          name: engine.name,
+          sizeBytes: engine.sizeBytes,
+          robustness: engine.robustness,
+          replicas: engine.status(),
+          rebuild: engine.rebuildStatus() ?? null,
+        };
+      case 'snapshot':
+        return engine.snapshot(text('name'), { userCreated: true });
+      case 'deleteSnapshot':
+        return engine.controlAll('deleteSnapshot', { name: text('name') });
+      case 'purge':
+        return engine.purge();
+      case 'listChain':
+        return engine.controlAll('listChain');
+      case 'hashSnapshot':
+        return engine.controlAll('hashSnapshot', { name: text('name') });
+      case 'flush':
+        await engine.flush();
+        return null;
+      case 'expand':
+        await engine.expand(number('sizeBytes'));
+        return null;
+      case 'addReplica':
+        return engine.addReplica(
+          { host: text('host'), port: number('port') },
+          {
+            local: params.local === true,
+            ...(typeof params.bandwidthBytesPerSecond === 'number'
+              ? { bandwidthBytesPerSecond: params.bandwidthBytesPerSecond }
+              : {}),
+          },
+        );
+      case 'removeReplica':
+        engine.removeReplica({ host: text('host'), port: number('port') });
+        return null;
+      default:
+        throw new HornbillError(
+          'INVALID_ARGUMENT',
+          `unknown engine control method ${JSON.stringify(method)}`,
+        );
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
