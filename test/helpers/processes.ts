@@ -10,6 +10,7 @@ const HORNBILL = path.join(import.meta.dirname, '..', '..', 'bin', 'hornbill.mjs
 /** A running `hornbill` process: its ready line, its stderr so far, and ways to end it. */
 export interface HornbillProcess {
   child: ChildProcess;
+  // biome-ignore lint/suspicious/noExplicitAny: the ready line is JSON whose shape depends on the command
   ready: Record<string, any>;
   stderr(): string;
   /** SIGKILL, then waits for the exit. */
