@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { assert } from '../assert.ts';
 import { HornbillError } from '../errors.ts';
-import { blockChecksum, isZeroBlock, ZERO_BLOCK_CHECKSUM } from './checksum.ts';
+import { crc32cBlocks } from '../native.ts';
+import { isZeroBlock, ZERO_BLOCK_CHECKSUM } from './checksum.ts';
 import {
   BLOCK_SHIFT,
   BLOCK_SIZE,
@@ -72,6 +73,8 @@ export class StoreCore {
   /** Per-I/O scratch, allocated once: states and checksums of the blocks being applied. */
   readonly stagedStates = new Uint8Array(MAX_IO_BLOCKS);
   readonly stagedChecksums = new Uint32Array(MAX_IO_BLOCKS);
+  /** Checksums computed while verifying a read (one native call per run of up to 256 blocks). */
+  readonly verifyChecksums = new Uint32Array(256);
   /** Blocks for read-modify-write of the partial first and last block of a write. */
   readonly scratchBlock = Buffer.alloc(BLOCK_SIZE);
   readonly scratchTailBlock = Buffer.alloc(BLOCK_SIZE);
@@ -349,18 +352,23 @@ export class StoreCore {
     mismatches: ChecksumMismatch[] | undefined,
   ): ChecksumMismatch[] | undefined {
     this.files.use(layer.file).readBlocks(firstBlock, blockCount, target, targetOffset);
-    for (let index = 0; index < blockCount; index++) {
-      const expected = layer.table.checksum(firstBlock + index);
-      const actual = blockChecksum(target, targetOffset + (index << BLOCK_SHIFT));
-      if (actual !== expected) {
-        mismatches ??= [];
-        mismatches.push({
-          layerId: layer.id,
-          layerName: layer.displayName,
-          block: firstBlock + index,
-          expected,
-          actual,
-        });
+    const actual = this.verifyChecksums;
+    for (let done = 0; done < blockCount; done += actual.length) {
+      const count = Math.min(actual.length, blockCount - done);
+      crc32cBlocks(target, targetOffset + (done << BLOCK_SHIFT), BLOCK_SIZE, count, actual, 0);
+      for (let index = 0; index < count; index++) {
+        const block = firstBlock + done + index;
+        const expected = layer.table.checksum(block);
+        if (actual[index] !== expected) {
+          mismatches ??= [];
+          mismatches.push({
+            layerId: layer.id,
+            layerName: layer.displayName,
+            block,
+            expected,
+            actual: actual[index],
+          });
+        }
       }
     }
     return mismatches;
@@ -377,17 +385,18 @@ export class StoreCore {
     sourceOffset: number,
     stageOffset = 0,
   ): void {
+    crc32cBlocks(source, sourceOffset, BLOCK_SIZE, blockCount, this.stagedChecksums, stageOffset);
     for (let index = 0; index < blockCount; index++) {
-      const offset = sourceOffset + (index << BLOCK_SHIFT);
-      const checksum = blockChecksum(source, offset);
       const staged = stageOffset + index;
-      if (checksum === ZERO_BLOCK_CHECKSUM && isZeroBlock(source, offset)) {
+      if (
+        this.stagedChecksums[staged] === ZERO_BLOCK_CHECKSUM &&
+        isZeroBlock(source, sourceOffset + (index << BLOCK_SHIFT))
+      ) {
         this.stagedStates[staged] =
           layer === this.head ? this.zeroStateFor(firstBlock + index) : BlockState.ZERO;
         this.stagedChecksums[staged] = 0;
       } else {
         this.stagedStates[staged] = BlockState.DATA;
-        this.stagedChecksums[staged] = checksum;
       }
     }
   }

@@ -1,4 +1,4 @@
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../../native.ts';
 
 /**
  * iSCSI header and data digests (RFC 7143 §11.1 and Appendix B): CRC32C over the header

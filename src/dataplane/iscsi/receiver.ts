@@ -1,4 +1,4 @@
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../../native.ts';
 import { BHS_BYTES, DIGEST_BYTES, PduHeader, paddedLength } from './pdu.ts';
 
 /** Largest additional header segment area (the length field is in 4-byte words, one byte). */

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net';
-import { crc32c } from '@node-rs/crc32';
 import { assert } from '../../assert.ts';
+import { crc32c } from '../../native.ts';
 import { BHS_BYTES, DIGEST_BYTES, type PduHeader, paddedLength } from './pdu.ts';
 
 /** Something to tell when the last byte of a PDU has been handed to the kernel. */
