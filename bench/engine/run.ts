@@ -1,0 +1,299 @@
+/**
+ * bench/engine: the engine without a frontend (issue 3), over 1 and 3 replica processes on
+ * loopback, next to a plain file, in one run.
+ *
+ *   npm run bench:engine [-- --seconds 3 --size-mib 1024 --rebuild-gib 4 --write-results]
+ *
+ * Workloads: 4 KiB random write and read at queue depth 1 and 32, 1 MiB sequential write.
+ * The engine runs in this process; each replica is a `hornbill replica` process, so the
+ * figures include the wire protocol and the replicas' work. CPU time per I/O is summed over
+ * every process (this one and the replicas, from /proc), which does not depend on how
+ * many cores the machine has. The plain file is written with synchronous pwrite at queue
+ * depth 1 (its QD32 figure is the same calls, one at a time).
+ *
+ * Rebuild: a volume of --rebuild-gib GiB fully written, then a third replica is added and
+ * rebuilt; its time is compared with `cp --sparse=always` of the same layer files.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Engine } from '../../src/dataplane/engine/engine.ts';
+import { silentLogger } from '../../src/logging.ts';
+import { checksumImplementation } from '../../src/native.ts';
+import { writeResultsSection } from '../results.ts';
+
+const { values } = parseArgs({
+  options: {
+    seconds: { type: 'string', default: '3' },
+    'size-mib': { type: 'string', default: '1024' },
+    'rebuild-gib': { type: 'string', default: '4' },
+    'write-results': { type: 'boolean', default: false },
+  },
+});
+const SECONDS = Number(values.seconds);
+const SIZE = Number(values['size-mib']) * 1024 * 1024;
+const BLOCKS = SIZE / 4096;
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'hornbill-bench-engine-'));
+const hornbill = path.join(import.meta.dirname, '..', '..', 'bin', 'hornbill.mjs');
+
+interface Replica {
+  pid: number;
+  port: number;
+  directory: string;
+  stop(): Promise<void>;
+}
+
+async function startReplica(name: string, sizeBytes: number): Promise<Replica> {
+  const directory = path.join(work, name);
+  const child = spawn(
+    process.execPath,
+    [hornbill, 'replica', '--dir', directory, '--size', String(sizeBytes), '--listen', '127.0.0.1:0'],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  const ready = await new Promise<{ port: number }>((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', (chunk) => {
+      text += chunk;
+      if (text.includes('\n')) resolve(JSON.parse(text.split('\n')[0]));
+    });
+    child.once('exit', () => reject(new Error(`replica ${name} exited before it was ready`)));
+  });
+  return {
+    pid: child.pid!,
+    port: ready.port,
+    directory,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+/** user + system CPU seconds of a process, from /proc. */
+function processCpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function totalCpuSeconds(replicas: Replica[]): number {
+  const own = process.cpuUsage();
+  return (
+    (own.user + own.system) / 1e6 + replicas.reduce((sum, replica) => sum + processCpuSeconds(replica.pid), 0)
+  );
+}
+
+interface Result {
+  operations: number;
+  bytes: number;
+  seconds: number;
+  cpuMicrosecondsPerOperation: number;
+}
+
+function offsets(seed: number, count: number): Float64Array {
+  const out = new Float64Array(count);
+  let state = seed;
+  for (let index = 0; index < count; index++) {
+    state ^= state << 13;
+    state >>>= 0;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    state >>>= 0;
+    out[index] = (state % BLOCKS) * 4096;
+  }
+  return out;
+}
+
+async function measure(
+  replicas: Replica[],
+  queueDepth: number,
+  operation: (index: number, buffer: Buffer) => Promise<void>,
+  bytesPerOperation: number,
+  limit = Number.POSITIVE_INFINITY,
+): Promise<Result> {
+  const cpuBefore = totalCpuSeconds(replicas);
+  const start = performance.now();
+  const deadline = start + SECONDS * 1000;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: queueDepth }, async () => {
+      const buffer = Buffer.alloc(bytesPerOperation, 0x5a);
+      while (performance.now() < deadline && next < limit) await operation(next++, buffer);
+    }),
+  );
+  const seconds = (performance.now() - start) / 1000;
+  const cpu = totalCpuSeconds(replicas) - cpuBefore;
+  return {
+    operations: next,
+    bytes: next * bytesPerOperation,
+    seconds,
+    cpuMicrosecondsPerOperation: (cpu * 1e6) / next,
+  };
+}
+
+async function engineRuns(replicaCount: number): Promise<Map<string, Result>> {
+  const replicas: Replica[] = [];
+  for (let index = 0; index < replicaCount; index++)
+    replicas.push(await startReplica(`r${replicaCount}-${index}`, SIZE));
+  const engine = await Engine.start({
+    name: 'bench',
+    replicas: replicas.map((replica) => ({ address: { host: '127.0.0.1', port: replica.port } })),
+    log: silentLogger,
+  });
+  const results = new Map<string, Result>();
+  const sequence = offsets(11, 1 << 20);
+  // Fill the volume once so that reads read data.
+  results.set(
+    'seqwrite',
+    await measure(
+      replicas,
+      8,
+      (index, buffer) => engine.write((index % (SIZE / (1 << 20))) * (1 << 20), buffer),
+      1 << 20,
+    ),
+  );
+  for (const queueDepth of [1, 32]) {
+    results.set(
+      `randwrite-qd${queueDepth}`,
+      await measure(
+        replicas,
+        queueDepth,
+        (index, buffer) => engine.write(sequence[index % sequence.length], buffer),
+        4096,
+      ),
+    );
+    results.set(
+      `randread-qd${queueDepth}`,
+      await measure(
+        replicas,
+        queueDepth,
+        (index, buffer) => engine.read(sequence[index % sequence.length], buffer),
+        4096,
+      ),
+    );
+  }
+  await engine.close();
+  for (const replica of replicas) await replica.stop();
+  return results;
+}
+
+function plainFileRuns(): Map<string, Result> {
+  const file = path.join(work, 'plain.img');
+  const fd = fs.openSync(file, 'w+');
+  fs.ftruncateSync(fd, SIZE);
+  const sequence = offsets(11, 1 << 20);
+  const results = new Map<string, Result>();
+  const run = (name: string, bytes: number, operation: (index: number, buffer: Buffer) => void) => {
+    const buffer = Buffer.alloc(bytes, 0x5a);
+    const cpuBefore = process.cpuUsage();
+    const start = performance.now();
+    let count = 0;
+    while (performance.now() - start < SECONDS * 1000) operation(count++, buffer);
+    const cpu = process.cpuUsage(cpuBefore);
+    results.set(name, {
+      operations: count,
+      bytes: count * bytes,
+      seconds: (performance.now() - start) / 1000,
+      cpuMicrosecondsPerOperation: (cpu.user + cpu.system) / count,
+    });
+  };
+  run('seqwrite', 1 << 20, (index, buffer) =>
+    fs.writeSync(fd, buffer, 0, buffer.length, (index % (SIZE / (1 << 20))) * (1 << 20)),
+  );
+  run('randwrite', 4096, (index, buffer) =>
+    fs.writeSync(fd, buffer, 0, 4096, sequence[index % sequence.length]),
+  );
+  run('randread', 4096, (index, buffer) =>
+    fs.readSync(fd, buffer, 0, 4096, sequence[index % sequence.length]),
+  );
+  fs.closeSync(fd);
+  fs.rmSync(file);
+  return results;
+}
+
+async function rebuildRun(
+  gibibytes: number,
+): Promise<{ rebuildSeconds: number; copySeconds: number; bytes: number }> {
+  const sizeBytes = gibibytes * 1024 ** 3;
+  const replicas = [await startReplica('rb-0', sizeBytes), await startReplica('rb-1', sizeBytes)];
+  const engine = await Engine.start({
+    name: 'rebuild',
+    replicas: replicas.map((replica) => ({ address: { host: '127.0.0.1', port: replica.port } })),
+    log: silentLogger,
+  });
+  const chunk = Buffer.alloc(1 << 20);
+  for (let index = 0; index < chunk.length; index += 4)
+    chunk.writeUInt32LE((index * 2654435761) >>> 0, index);
+  const writers = Array.from({ length: 8 }, async (_, worker) => {
+    for (let offset = worker * (1 << 20); offset < sizeBytes; offset += 8 << 20) {
+      const data = Buffer.from(chunk);
+      data.writeUInt32LE(offset, 0);
+      await engine.write(offset, data);
+    }
+  });
+  await Promise.all(writers);
+  await engine.flush();
+  const target = await startReplica('rb-2', sizeBytes);
+  execFileSync('sync');
+  const start = performance.now();
+  const progress = await engine.addReplica({ host: '127.0.0.1', port: target.port });
+  const rebuildSeconds = (performance.now() - start) / 1000;
+  await engine.close();
+  for (const replica of [...replicas, target]) await replica.stop();
+  // The same layer files copied by cp, from the same page cache state (just written).
+  const copyTarget = path.join(work, 'cp-copy');
+  execFileSync('sync');
+  const copyStart = performance.now();
+  execFileSync('cp', ['-r', '--sparse=always', path.join(replicas[0].directory, 'layers'), copyTarget]);
+  const copySeconds = (performance.now() - copyStart) / 1000;
+  return { rebuildSeconds, copySeconds, bytes: progress.transferredBytes };
+}
+
+async function main(): Promise<void> {
+  const plain = plainFileRuns();
+  process.stderr.write('plain file done\n');
+  const one = await engineRuns(1);
+  process.stderr.write('1 replica done\n');
+  const three = await engineRuns(3);
+  process.stderr.write('3 replicas done\n');
+  const rebuild = await rebuildRun(Number(values['rebuild-gib']));
+  process.stderr.write('rebuild done\n');
+
+  const iops = (result: Result) => Math.round(result.operations / result.seconds).toLocaleString('en');
+  const mibps = (result: Result) => `${Math.round(result.bytes / result.seconds / 1024 / 1024)} MiB/s`;
+  const ratio = (a: Result, b: Result) =>
+    `${Math.round((a.operations / a.seconds / (b.operations / b.seconds)) * 100)} %`;
+  const row = (label: string, key: string, plainKey: string, format: (result: Result) => string) => {
+    const [file, r1, r3] = [plain.get(plainKey)!, one.get(key)!, three.get(key)!];
+    return `| ${label} | ${format(file)} | ${format(r1)} (${r1.cpuMicrosecondsPerOperation.toFixed(0)} µs) | ${format(r3)} (${r3.cpuMicrosecondsPerOperation.toFixed(0)} µs) | **${ratio(r1, file)}** | **${ratio(r3, r1)}** |`;
+  };
+  const lines = [
+    `Measured ${new Date().toISOString().slice(0, 10)}, ${os.cpus().length} cores, Node ${process.version}, checksums: ${checksumImplementation}. ` +
+      `Engine in the benchmark process, replicas as \`hornbill replica\` processes on 127.0.0.1, ${SIZE / 1024 / 1024} MiB volume, ${SECONDS} s per workload. ` +
+      'In brackets: CPU time per I/O summed over every process.',
+    '',
+    'Command: `npm run bench:engine -- --write-results`',
+    '',
+    '| workload | plain file (sync) | engine, 1 replica | engine, 3 replicas | 1 replica / file | 3 replicas / 1 replica |',
+    '|---|---|---|---|---|---|',
+    row('4 KiB random write, QD1', 'randwrite-qd1', 'randwrite', iops),
+    row('4 KiB random write, QD32', 'randwrite-qd32', 'randwrite', iops),
+    row('4 KiB random read, QD1', 'randread-qd1', 'randread', iops),
+    row('4 KiB random read, QD32', 'randread-qd32', 'randread', iops),
+    row('1 MiB sequential write, QD8', 'seqwrite', 'seqwrite', mibps),
+    '',
+    `Rebuild of a fully written ${values['rebuild-gib']} GiB volume (2 RW sources, ${Math.round(rebuild.bytes / 1024 ** 2)} MiB sent): ` +
+      `${rebuild.rebuildSeconds.toFixed(1)} s (${Math.round(rebuild.bytes / rebuild.rebuildSeconds / 1024 ** 2)} MiB/s); ` +
+      `\`cp -r --sparse=always\` of the same layer files: ${rebuild.copySeconds.toFixed(1)} s. ` +
+      `**Rebuild at ${Math.round((rebuild.copySeconds / rebuild.rebuildSeconds) * 100)} %** of cp's rate.`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  if (values['write-results'])
+    writeResultsSection('engine', 'Engine over replica processes (bench/engine, issue 3)', lines.join('\n'));
+  fs.rmSync(work, { recursive: true, force: true });
+}
+
+await main();
