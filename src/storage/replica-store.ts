@@ -129,6 +129,7 @@ export class ReplicaStore {
   read(offsetBytes: number, target: Uint8Array): void {
     const core = this.core;
     core.checkOpen();
+    if (target.length === BLOCK_SIZE && core.readOneBlock(offsetBytes, target)) return;
     this.validateIo(offsetBytes, target.length);
     const end = offsetBytes + target.length;
     let position = offsetBytes;
