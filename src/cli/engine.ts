@@ -1,6 +1,4 @@
-import type { BlockDevice } from '../dataplane/block-device.ts';
-import { Engine } from '../dataplane/engine/engine.ts';
-import { EngineControlServer } from '../dataplane/engine/engine-control-server.ts';
+import { ChannelBlockDevice } from '../dataplane/engine/channel-block-device.ts';
 import { IscsiTarget } from '../dataplane/iscsi/target.ts';
 import { NbdServer } from '../dataplane/nbd/server.ts';
 import { HornbillError } from '../errors.ts';
@@ -19,12 +17,14 @@ import { ExitCode } from './output.ts';
 export const ENGINE_USAGE = `Usage:
   hornbill engine --name VOLUME --size SIZE --replica HOST:PORT [--replica HOST:PORT …]
                   --frontend iscsi|nbd|none [--listen HOST:PORT] [--control HOST:PORT]
-                  [--replica-timeout 8s] [--prefer-local HOST:PORT]
+                  [--replica-timeout 8s] [--prefer-local HOST:PORT] [--workers 0|1]
       Runs the engine of one volume over replicas served by "hornbill replica": writes go
       to every replica, reads to one, failed replicas are dropped. --frontend iscsi serves
       iqn.2026-11.io.hornbill:VOLUME LUN 0 at --listen; nbd serves export VOLUME at
       --listen; none serves no frontend. --control opens the engine control port (status,
-      snapshot, addReplica, …; see docs/wire-protocol.md). Prints one JSON line on stdout
+      snapshot, addReplica, …; see docs/wire-protocol.md). --workers 1 (the default) runs
+      the engine on its own thread behind SharedArrayBuffer rings (docs/worker-rings.md);
+      0 runs it on the frontend's thread. Prints one JSON line on stdout
       when ready, logs to stderr, stops cleanly on SIGTERM.`;
 
 export async function engineCommand(argv: string[]): Promise<number> {
@@ -39,6 +39,7 @@ export async function engineCommand(argv: string[]): Promise<number> {
       control: { type: 'string' },
       'replica-timeout': { type: 'string' },
       'prefer-local': { type: 'string' },
+      workers: { type: 'string' },
     },
     ENGINE_USAGE,
   );
@@ -61,10 +62,13 @@ export async function engineCommand(argv: string[]): Promise<number> {
   const local =
     values['prefer-local'] === undefined ? undefined : parseAddress(values['prefer-local'], '--prefer-local');
   const log = stderrLogger('engine');
+  const workersText = values.workers ?? '1';
+  if (workersText !== '0' && workersText !== '1')
+    throw new HornbillError('CLI_USAGE', `--workers must be 0 or 1, not ${JSON.stringify(workersText)}`);
 
-  const engine = await Engine.start({
+  const device = await ChannelBlockDevice.open({
+    workers: workersText === '0' ? 0 : 1,
     name,
-    log,
     replicas: replicas.map((address) => ({
       address,
       local: local?.host === address.host && local.port === address.port,
@@ -74,23 +78,26 @@ export async function engineCommand(argv: string[]): Promise<number> {
         ? 8000
         : parseDuration(values['replica-timeout'], '--replica-timeout'),
     preferLocalReplica: local !== undefined,
+    control: control ?? { host: '127.0.0.1', port: 0 },
   });
-  if (engine.robustness !== 'faulted' && engine.sizeBytes !== sizeBytes) {
-    await engine.close();
+  const status = await device.control.control<{ robustness: string; replicas: unknown[] }>('status');
+  if (status.robustness !== 'faulted' && device.sizeBytes !== sizeBytes) {
+    await device.close();
     throw new HornbillError(
       'INVALID_ARGUMENT',
-      `the replicas hold ${engine.sizeBytes} bytes, not the ${sizeBytes} asked for`,
+      `the replicas hold ${device.sizeBytes} bytes, not the ${sizeBytes} asked for`,
     );
   }
   const stops: (() => Promise<void>)[] = [];
   const details: Record<string, unknown> = {
     role: 'engine',
     name,
-    robustness: engine.robustness,
-    replicas: engine.status(),
+    workers: Number(workersText),
+    robustness: status.robustness,
+    replicas: status.replicas,
   };
+  if (control !== undefined) details.control = { host: control.host, port: device.controlPort };
   try {
-    const device: BlockDevice = engine;
     if (frontend === 'iscsi') {
       const target = new IscsiTarget({ host: listen!.host, port: listen!.port, logger: log });
       target.addVolume(name, device);
@@ -102,27 +109,15 @@ export async function engineCommand(argv: string[]): Promise<number> {
       details.nbd = { ...(await server.listen()), export: name };
       stops.push(() => server.close());
     }
-    if (control !== undefined) {
-      const controlServer = new EngineControlServer(engine, log);
-      details.control = await controlServer.listen(control.host, control.port);
-      stops.push(() => controlServer.close());
-    }
   } catch (error) {
     for (const stop of stops.reverse()) await stop();
-    await engine.close();
+    await device.close();
     throw error;
   }
-  engine.onReplicaModeChange((replica) =>
-    log('info', 'replica mode changed', {
-      volume: name,
-      replica: `${replica.address.host}:${replica.address.port}`,
-      mode: replica.mode,
-    }),
-  );
   announce(details);
   await untilSignal(async () => {
     for (const stop of stops.reverse()) await stop();
-    await engine.close();
+    await device.close();
     log('info', 'engine stopped', { volume: name });
   });
   return ExitCode.OK;

@@ -122,6 +122,8 @@ export class EngineControlServer {
         return engine.controlAll('listChain');
       case 'hashSnapshot':
         return engine.controlAll('hashSnapshot', { name: text('name') });
+      case 'mappingStatus':
+        return engine.mappingStatus(number('offsetBytes'), number('lengthBytes'));
       case 'flush':
         await engine.flush();
         return null;
