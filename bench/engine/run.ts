@@ -19,6 +19,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { ChannelBlockDevice } from '../../src/dataplane/engine/channel-block-device.ts';
 import { Engine } from '../../src/dataplane/engine/engine.ts';
 import { silentLogger } from '../../src/logging.ts';
 import { checksumImplementation } from '../../src/native.ts';
@@ -134,15 +135,25 @@ async function measure(
   };
 }
 
-async function engineRuns(replicaCount: number): Promise<Map<string, Result>> {
+/** The engine directly in this process, or behind the worker rings with 0 (inline) or 1 worker thread. */
+type EngineMode = 'direct' | 0 | 1;
+
+async function engineRuns(replicaCount: number, mode: EngineMode = 'direct'): Promise<Map<string, Result>> {
   const replicas: Replica[] = [];
-  for (let index = 0; index < replicaCount; index++)
-    replicas.push(await startReplica(`r${replicaCount}-${index}`, SIZE));
-  const engine = await Engine.start({
-    name: 'bench',
-    replicas: replicas.map((replica) => ({ address: { host: '127.0.0.1', port: replica.port } })),
-    log: silentLogger,
-  });
+  for (let index = 0; index < replicaCount; index++) {
+    replicas.push(await startReplica(`r${replicaCount}-${mode}-${index}`, SIZE));
+  }
+  const addresses = replicas.map((replica) => ({ address: { host: '127.0.0.1', port: replica.port } }));
+  const engine: Pick<Engine, 'read' | 'write' | 'close'> =
+    mode === 'direct'
+      ? await Engine.start({ name: 'bench', replicas: addresses, log: silentLogger })
+      : await ChannelBlockDevice.open({
+          workers: mode,
+          name: 'bench',
+          replicas: addresses,
+          replicaTimeoutMs: 8000,
+          preferLocalReplica: false,
+        });
   const results = new Map<string, Result>();
   const sequence = offsets(11, 1 << 20);
   // Fill the volume once so that reads read data.
@@ -259,6 +270,9 @@ async function main(): Promise<void> {
   process.stderr.write('1 replica done\n');
   const three = await engineRuns(3);
   process.stderr.write('3 replicas done\n');
+  const inline = await engineRuns(3, 0);
+  const worker = await engineRuns(3, 1);
+  process.stderr.write('worker modes done\n');
   const rebuild = await rebuildRun(Number(values['rebuild-gib']));
   process.stderr.write('rebuild done\n');
 
@@ -284,6 +298,17 @@ async function main(): Promise<void> {
     row('4 KiB random read, QD1', 'randread-qd1', 'randread', iops),
     row('4 KiB random read, QD32', 'randread-qd32', 'randread', iops),
     row('1 MiB sequential write, QD8', 'seqwrite', 'seqwrite', mibps),
+    '',
+    'The same engine behind the SharedArrayBuffer rings (the path a frontend takes), 3 replicas: 0 workers (the engine on the',
+    "caller's thread) against 1 worker (the engine's fan-out and checksums on their own thread):",
+    '',
+    '| workload | 0 workers | 1 worker | 1 / 0 |',
+    '|---|---|---|---|',
+    ...['randwrite-qd1', 'randwrite-qd32', 'randread-qd1', 'randread-qd32', 'seqwrite'].map((key) => {
+      const [a, b] = [inline.get(key)!, worker.get(key)!];
+      const format = key === 'seqwrite' ? mibps : iops;
+      return `| ${key} | ${format(a)} (${a.cpuMicrosecondsPerOperation.toFixed(0)} µs) | ${format(b)} (${b.cpuMicrosecondsPerOperation.toFixed(0)} µs) | **${ratio(b, a)}** |`;
+    }),
     '',
     `Rebuild of a fully written ${values['rebuild-gib']} GiB volume (2 RW sources, ${Math.round(rebuild.bytes / 1024 ** 2)} MiB sent): ` +
       `${rebuild.rebuildSeconds.toFixed(1)} s (${Math.round(rebuild.bytes / rebuild.rebuildSeconds / 1024 ** 2)} MiB/s); ` +
