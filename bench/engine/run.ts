@@ -23,6 +23,7 @@ import { ChannelBlockDevice } from '../../src/dataplane/engine/channel-block-dev
 import { Engine } from '../../src/dataplane/engine/engine.ts';
 import { silentLogger } from '../../src/logging.ts';
 import { checksumImplementation } from '../../src/native.ts';
+import { randomOffsets } from '../common.ts';
 import { writeResultsSection } from '../results.ts';
 
 const { values } = parseArgs({
@@ -95,17 +96,7 @@ interface Result {
 }
 
 function offsets(seed: number, count: number): Float64Array {
-  const out = new Float64Array(count);
-  let state = seed;
-  for (let index = 0; index < count; index++) {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    out[index] = (state % BLOCKS) * 4096;
-  }
-  return out;
+  return randomOffsets(seed, count, BLOCKS);
 }
 
 async function measure(

@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ReplicaStore } from '../../src/storage/replica-store.ts';
+import { randomOffsets } from '../common.ts';
 import { writeResultsSection } from '../results.ts';
 
 const { values } = parseArgs({
@@ -41,17 +42,7 @@ interface Target {
 
 /** xorshift offsets, the same sequence for every target. */
 function offsets(seed: number, count: number): Float64Array {
-  const out = new Float64Array(count);
-  let state = seed;
-  for (let index = 0; index < count; index++) {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    out[index] = (state % BLOCKS) * 4096;
-  }
-  return out;
+  return randomOffsets(seed, count, BLOCKS);
 }
 
 interface Measurement {

@@ -13,6 +13,7 @@ import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS, MAX_IO_BYTES, SECTOR
 import { type ExportOptions, type ExportReport, exportImage } from './export.ts';
 import { failpoint } from './failpoints.ts';
 import { hashSnapshot, type VerifyReport, verify, verifySteps } from './integrity.ts';
+import { validateIoRange } from './io-range.ts';
 import type { LayerInfo } from './layer.ts';
 import {
   createLayer,
@@ -186,12 +187,7 @@ export class ReplicaStore {
     }
     // Read the partial blocks first: if one fails its checksum, nothing has been journaled.
     const end = offsetBytes + source.length;
-    const leadBlock = Math.floor(offsetBytes / BLOCK_SIZE);
-    const tailBlock = Math.floor((end - 1) / BLOCK_SIZE);
-    const leadPartial = offsetBytes % BLOCK_SIZE !== 0 || end - offsetBytes < BLOCK_SIZE;
-    const tailPartial = end % BLOCK_SIZE !== 0 && !(leadPartial && tailBlock === leadBlock);
-    if (leadPartial) core.readResolved(leadBlock, 1, core.scratchBlock, 0);
-    if (tailPartial) core.readResolved(tailBlock, 1, core.scratchTailBlock, 0);
+    const { leadBlock, tailBlock, leadPartial, tailPartial } = this.readPartialEdges(offsetBytes, end);
     this.countOperation(options);
     let position = offsetBytes;
     let sourcePosition = 0;
@@ -324,12 +320,7 @@ export class ReplicaStore {
     this.validateIo(offsetBytes, lengthBytes, Number.MAX_SAFE_INTEGER);
     if (lengthBytes === 0) return;
     const end = offsetBytes + lengthBytes;
-    const leadBlock = Math.floor(offsetBytes / BLOCK_SIZE);
-    const tailBlock = Math.floor((end - 1) / BLOCK_SIZE);
-    const leadPartial = offsetBytes % BLOCK_SIZE !== 0 || end - offsetBytes < BLOCK_SIZE;
-    const tailPartial = end % BLOCK_SIZE !== 0 && !(leadPartial && tailBlock === leadBlock);
-    if (leadPartial) core.readResolved(leadBlock, 1, core.scratchBlock, 0);
-    if (tailPartial) core.readResolved(tailBlock, 1, core.scratchTailBlock, 0);
+    const { leadBlock, tailBlock, leadPartial, tailPartial } = this.readPartialEdges(offsetBytes, end);
     this.countOperation({});
     let position = offsetBytes;
     if (leadPartial) {
@@ -568,39 +559,29 @@ export class ReplicaStore {
   }
 
   private validateIo(offsetBytes: number, lengthBytes: number, maxLength = MAX_IO_BYTES): void {
-    if (
-      !Number.isSafeInteger(offsetBytes) ||
-      !Number.isSafeInteger(lengthBytes) ||
-      offsetBytes < 0 ||
-      lengthBytes < 0
-    ) {
-      throw new HornbillError('INVALID_ARGUMENT', 'offset and length must be non-negative integers', {
-        offsetBytes,
-        lengthBytes,
-      });
-    }
-    if (offsetBytes % SECTOR_SIZE !== 0 || lengthBytes % SECTOR_SIZE !== 0) {
-      throw new HornbillError(
-        'STORE_UNALIGNED',
-        `offset and length must be multiples of ${SECTOR_SIZE} bytes`,
-        {
-          offsetBytes,
-          lengthBytes,
-        },
-      );
-    }
-    if (lengthBytes > maxLength) {
-      throw new HornbillError('INVALID_ARGUMENT', `a single I/O is limited to ${maxLength} bytes`, {
-        lengthBytes,
-      });
-    }
-    if (offsetBytes + lengthBytes > this.core.volume.sizeBytes) {
-      throw new HornbillError('STORE_OUT_OF_RANGE', 'the I/O reaches beyond the end of the volume', {
-        offsetBytes,
-        lengthBytes,
-        sizeBytes: this.core.volume.sizeBytes,
-      });
-    }
+    validateIoRange(offsetBytes, lengthBytes, {
+      sizeBytes: this.core.volume.sizeBytes,
+      sectorSize: SECTOR_SIZE,
+      maxLength,
+    });
+  }
+
+  /**
+   * The partial first and last blocks of a range, read (and checked) into the two scratch
+   * blocks before anything is journaled, so that a bad block stops the operation cleanly.
+   */
+  private readPartialEdges(
+    offsetBytes: number,
+    end: number,
+  ): { leadBlock: number; tailBlock: number; leadPartial: boolean; tailPartial: boolean } {
+    const core = this.core;
+    const leadBlock = Math.floor(offsetBytes / BLOCK_SIZE);
+    const tailBlock = Math.floor((end - 1) / BLOCK_SIZE);
+    const leadPartial = offsetBytes % BLOCK_SIZE !== 0 || end - offsetBytes < BLOCK_SIZE;
+    const tailPartial = end % BLOCK_SIZE !== 0 && !(leadPartial && tailBlock === leadBlock);
+    if (leadPartial) core.readResolved(leadBlock, 1, core.scratchBlock, 0);
+    if (tailPartial) core.readResolved(tailBlock, 1, core.scratchTailBlock, 0);
+    return { leadBlock, tailBlock, leadPartial, tailPartial };
   }
 }
 

@@ -2,6 +2,7 @@ import { assert } from '../../assert.ts';
 import { HornbillError, isHornbillError } from '../../errors.ts';
 import type { Logger } from '../../logging.ts';
 import { BLOCK_SIZE, MAX_IO_BYTES } from '../../storage/constants.ts';
+import { validateIoRange } from '../../storage/io-range.ts';
 import type { LayerInfo, MappingRun } from '../../storage/replica-store.ts';
 import type { BlockDevice } from '../block-device.ts';
 import { FrameFlag } from '../protocol/frame.ts';
@@ -186,34 +187,11 @@ export class Engine implements BlockDevice {
   private checkRange(offsetBytes: number, lengthBytes: number): void {
     if (this.closed)
       throw new HornbillError('DEVICE_NOT_READY', `volume ${this.name}: the engine is stopped`);
-    if (
-      !Number.isSafeInteger(offsetBytes) ||
-      !Number.isSafeInteger(lengthBytes) ||
-      offsetBytes < 0 ||
-      lengthBytes < 0
-    ) {
-      throw new HornbillError('INVALID_ARGUMENT', 'offset and length must be non-negative integers', {
-        offsetBytes,
-        lengthBytes,
-      });
-    }
-    if (offsetBytes % this.sectorSize !== 0 || lengthBytes % this.sectorSize !== 0) {
-      throw new HornbillError(
-        'STORE_UNALIGNED',
-        `offset and length must be multiples of ${this.sectorSize}`,
-        {
-          offsetBytes,
-          lengthBytes,
-        },
-      );
-    }
-    if (offsetBytes + lengthBytes > this.volumeSizeBytes) {
-      throw new HornbillError('STORE_OUT_OF_RANGE', 'the I/O reaches beyond the end of the volume', {
-        offsetBytes,
-        lengthBytes,
-        sizeBytes: this.volumeSizeBytes,
-      });
-    }
+    validateIoRange(offsetBytes, lengthBytes, {
+      sizeBytes: this.volumeSizeBytes,
+      sectorSize: this.sectorSize,
+      maxLength: Number.MAX_SAFE_INTEGER,
+    });
   }
 
   private notReady(): HornbillError {
