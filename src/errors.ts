@@ -57,7 +57,48 @@ export const ErrorCodes = {
   WORKER_CHANNEL_CLOSED: 'The worker channel is closed or closing; it accepts no new requests.',
   WORKER_BUFFER_INVALID: 'A shared buffer handed to a worker ring or slab has a bad header or size.',
   WORKER_HANDLER_INVALID: 'The worker handler module could not be loaded or does not export createHandler.',
+  INSTANCE_NOT_FOUND: 'The instance manager runs no engine or replica of this name.',
+  INSTANCE_EXISTS:
+    'An instance of this name already exists with another spec (kind, volume, size, disk, folder, replicas or frontend).',
+  INSTANCE_NOT_RUNNING:
+    'The instance is not running (starting, stopping, stopped or in error); the operation needs it running.',
+  INSTANCE_CONFLICT: 'Another instance already serves this volume, or already uses this replica folder.',
+  INSTANCE_DISK_UNKNOWN: "The disk path is not one of the instance manager's disks.",
+  INSTANCE_LIMIT_REACHED:
+    'The instance manager runs its maximum of instances or streams, or no port of its replica port range is free.',
+  INSTANCE_FAILED: "The instance's thread died or its start failed; the message says why.",
+  INSTANCE_MANAGER_CLOSED: 'The instance manager is stopping; it takes no new work.',
+  INSTANCE_MANAGER_UNREACHABLE:
+    'The instance manager cannot be reached over gRPC (connection refused or broken, or the deadline passed).',
+  INSTANCE_MANAGER_LISTEN_FAILED:
+    "The instance manager's gRPC service could not listen on its address and port.",
+  BENCH_PROFILE_INVALID:
+    'A fio job file given to hornbill bench cannot be read, or sets an option or value that hornbill bench does not take.',
+  BENCH_TARGET_INVALID:
+    'The bench target is not iscsi://HOST:PORT/IQN/LUN or nbd://HOST:PORT/EXPORT, or the job does not fit it (size, block size, offset).',
+  BENCH_VOLUME_LOOKUP_UNAVAILABLE:
+    'A volume can be named (--volume, engine:NAME) only where a cluster API resolves names; this build has none yet.',
+  BENCH_VERIFY_FAILED:
+    'hornbill bench --verify read a block whose header, offset, checksum or generation is not what was written.',
+  BENCH_NBD_HANDSHAKE_FAILED: 'The NBD server could not be reached, or refused the export or the handshake.',
+  BENCH_NBD_CONNECTION_CLOSED: 'The NBD connection closed or broke while requests were in flight.',
+  BENCH_NBD_IO_ERROR:
+    'The NBD server answered a read or write with an error (details.errno is the NBD error).',
   CLI_USAGE: 'The command line is not valid for this command.',
+  RESOURCE_INVALID:
+    'A resource is rejected by its schema or a validation rule; details.field names the first bad field.',
+  RESOURCE_NOT_FOUND: 'No resource of this kind has this namespace and name.',
+  RESOURCE_ALREADY_EXISTS: 'A resource of this kind with this namespace and name already exists.',
+  RESOURCE_CONFLICT:
+    'The resourceVersion or uid in the request does not match the stored object; read it again and retry.',
+  RESOURCE_GONE:
+    'The resourceVersion to watch from is older than the change log keeps; list again and watch from there.',
+  RESOURCE_STORE_CORRUPT:
+    'The state store cannot be read: a record fails its checksum, an invariant does not hold, or LMDB reports damage.',
+  RESOURCE_STORE_LOCKED: 'The state store folder is already open in another process (one writer at a time).',
+  RESOURCE_STORE_CLOSED: 'The resource store has been closed.',
+  RESOURCE_STORE_FAILED:
+    'A commit to the state store did not reach the disk; the store stops serving and must be reopened.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
