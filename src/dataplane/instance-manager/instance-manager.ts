@@ -1,0 +1,707 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { HornbillError } from '../../errors.ts';
+import { type Logger, type LogLevel, silentLogger } from '../../logging.ts';
+import type { LayerInfo } from '../../storage/replica-store.ts';
+import { IscsiTarget } from '../iscsi/target.ts';
+import { NbdServer } from '../nbd/server.ts';
+import type { ReplicaInfo } from '../replica/replica-control.ts';
+import { type DiskStat, diskStat, prepareDisk } from './disk-stats.ts';
+import {
+  type EngineControlStatus,
+  EngineInstance,
+  type Frontends,
+  type PurgeState,
+} from './engine-instance.ts';
+import type { Instance, InstanceHost } from './instance.ts';
+import { DEFAULT_LOG_HISTORY_RECORDS, LogHistory } from './log-history.ts';
+import { PortAllocator, type PortRange } from './port-allocator.ts';
+import { ReplicaInstance } from './replica-instance.ts';
+import type { ReplicaFailpoint } from './replica-thread.ts';
+import type {
+  EngineSpec,
+  InstanceEvent,
+  InstanceKind,
+  InstanceView,
+  LogSource,
+  ReplicaSpec,
+} from './types.ts';
+import {
+  bandwidth,
+  dataDirectoryName,
+  diskPath,
+  type EngineSpecInput,
+  engineSpec,
+  instanceName,
+  kindFilter,
+  type ReplicaSpecInput,
+  replicaAddress,
+  replicaDirectory,
+  replicaSpec,
+  sizeBytes,
+  snapshotName,
+} from './validation.ts';
+
+export const API_VERSION = 1;
+
+export interface InstanceManagerOptions {
+  nodeName: string;
+  /** The node address every server of this process listens on. */
+  address: string;
+  /** Absolute paths of the node's disks; replicas live in `<disk>/replicas/<data directory>/`. */
+  disks: string[];
+  /** Ports for replica data servers; undefined: each replica binds a free port. */
+  replicaPorts?: PortRange;
+  /** iSCSI portal port (0: a free one). Default 3260. */
+  iscsiPort?: number;
+  /** NBD server port (0: a free one). Default 10809. */
+  nbdPort?: number;
+  /** Engine worker threads when a CreateEngine does not say (default 1). */
+  defaultWorkers?: 0 | 1;
+  log?: Logger;
+  /** Engines and replicas at most (default 512). */
+  maxInstances?: number;
+  /** Log records kept per instance (default 1000). */
+  logHistoryRecords?: number;
+  /** How often each engine's status is read for watchers (default 1000 ms). */
+  engineStatusIntervalMs?: number;
+  /** Heap limit of each replica thread (default 1024 MiB): a runaway replica ends alone. */
+  replicaHeapLimitMb?: number;
+  /** How long opening a replica (with crash recovery) may take (default 120 s). */
+  replicaStartTimeoutMs?: number;
+  /** How long a replica thread may take to stop before it is terminated (default 30 s). */
+  stopTimeoutMs?: number;
+  /** A replica thread that answers no heartbeat for this long is terminated (default 60 s). */
+  replicaHeartbeatTimeoutMs?: number;
+  /**
+   * Test-only failpoint, from HORNBILL_INSTANCE_FAILPOINT:
+   * `replica-crash-on-write:<replica name>:<offset bytes>` makes the first thread started
+   * for that replica throw an uncaught exception after it applies a write covering the
+   * offset; `replica-hang-on-write:…` makes it spin forever instead.
+   */
+  failpoint?: string;
+}
+
+export interface InstanceManagerInfo {
+  nodeName: string;
+  address: string;
+  iscsi: { host: string; port: number };
+  nbd: { host: string; port: number };
+  diskPaths: string[];
+  replicaPorts: PortRange | undefined;
+  apiVersion: number;
+  startedAt: string;
+  counters: Record<string, number>;
+}
+
+export interface DeleteResult {
+  found: boolean;
+  dataRemoved: boolean;
+}
+
+export interface EngineStatusView extends EngineControlStatus {
+  instance: string;
+  volumeName: string;
+  purge: PurgeState;
+  isExpanding: boolean;
+  lastExpansionError: string;
+}
+
+const FAILPOINT = /^replica-(crash|hang)-on-write:([^:]+):(\d+)$/;
+
+/**
+ * The instance manager of one node (DESIGN.md §1): runs the node's replicas (each in its
+ * own worker thread) and engines (each a ChannelBlockDevice, its engine in a worker thread
+ * by default), offers the engines on one iSCSI portal and one NBD server, and reports
+ * state, logs and disk usage. The gRPC service (grpc-service.ts) is a thin layer over it.
+ *
+ * ```ts
+ * const manager = await InstanceManager.start({ nodeName: 'node-1', address: '127.0.0.11', disks: ['/data'] });
+ * await manager.createReplica({ name: 'pvc-1-r-1', volumeName: 'pvc-1', sizeBytes: 1 << 30,
+ *   diskPath: '/data', dataDirectoryName: 'pvc-1-3f2a' });
+ * await manager.close();
+ * ```
+ *
+ * Every method validates its input (validation.ts) and changes nothing when it throws.
+ * Create is idempotent (same spec → the existing instance), and so are start, stop and
+ * delete.
+ */
+export class InstanceManager {
+  readonly nodeName: string;
+  readonly address: string;
+  readonly disks: readonly string[];
+  readonly counters = {
+    replicasCreated: 0,
+    enginesCreated: 0,
+    instancesDeleted: 0,
+    replicaThreadFailures: 0,
+    engineFailures: 0,
+    instanceStartFailures: 0,
+    replicaFoldersRemoved: 0,
+  };
+  private readonly options: InstanceManagerOptions;
+  private readonly log: Logger;
+  private readonly instances = new Map<string, Instance>();
+  private readonly diskIds: Map<string, string>;
+  private readonly ports: PortAllocator;
+  private readonly frontends: Frontends;
+  private readonly watchers = new Set<(event: InstanceEvent) => void>();
+  private readonly host: InstanceHost;
+  private readonly startedAt = new Date().toISOString();
+  private failpoint: { replica: string; armed: ReplicaFailpoint } | undefined;
+  private sequence = 0;
+  private closing = false;
+
+  private constructor(options: InstanceManagerOptions, diskIds: Map<string, string>, frontends: Frontends) {
+    this.options = options;
+    this.nodeName = options.nodeName;
+    this.address = options.address;
+    this.disks = [...diskIds.keys()];
+    this.diskIds = diskIds;
+    this.frontends = frontends;
+    this.log = options.log ?? silentLogger;
+    this.ports = new PortAllocator({ host: options.address, range: options.replicaPorts });
+    const failpoint = options.failpoint === undefined ? null : FAILPOINT.exec(options.failpoint);
+    if (failpoint !== null) {
+      const kind = failpoint[1] === 'hang' ? 'hang' : 'crash';
+      this.failpoint = { replica: failpoint[2], armed: { kind, offsetBytes: Number(failpoint[3]) } };
+    }
+    this.host = {
+      nodeName: options.nodeName,
+      address: options.address,
+      changed: (instance) => this.changed(instance),
+      failed: (instance) => {
+        if (instance.kind === 'replica') this.counters.replicaThreadFailures++;
+        else this.counters.engineFailures++;
+      },
+      log: (instance, level, message, details, source) =>
+        this.record(instance, level, message, details, source),
+    };
+  }
+
+  /** Prepares the disks and starts the iSCSI portal and the NBD server on the node address. */
+  static async start(options: InstanceManagerOptions): Promise<InstanceManager> {
+    const log = options.log ?? silentLogger;
+    if (options.disks.length === 0)
+      throw new HornbillError('INVALID_ARGUMENT', 'an instance manager needs a disk');
+    if ((options.failpoint ?? '') !== '' && !FAILPOINT.test(options.failpoint!)) {
+      throw new HornbillError(
+        'INVALID_ARGUMENT',
+        `failpoint ${JSON.stringify(options.failpoint)} is not known`,
+        {
+          expected: 'replica-crash-on-write:<replica>:<offset> or replica-hang-on-write:<replica>:<offset>',
+        },
+      );
+    }
+    const diskIds = new Map<string, string>();
+    for (const disk of options.disks) {
+      if (!path.isAbsolute(disk))
+        throw new HornbillError('INVALID_ARGUMENT', `disk ${disk} is not an absolute path`);
+      diskIds.set(path.resolve(disk), prepareDisk(path.resolve(disk)));
+    }
+    const iscsi = new IscsiTarget({ host: options.address, port: options.iscsiPort ?? 3260, logger: log });
+    const nbd = new NbdServer({ host: options.address, port: options.nbdPort ?? 10809, log });
+    let iscsiPort: number;
+    let nbdPort: number;
+    try {
+      iscsiPort = (await iscsi.listen()).port;
+      nbdPort = (await nbd.listen()).port;
+    } catch (error) {
+      await iscsi.close();
+      await nbd.close();
+      throw error;
+    }
+    const manager = new InstanceManager(options, diskIds, { iscsi, iscsiPort, nbd, nbdPort });
+    if (manager.failpoint !== undefined)
+      log('warn', 'test failpoint armed', { failpoint: options.failpoint });
+    return manager;
+  }
+
+  info(): InstanceManagerInfo {
+    return {
+      nodeName: this.nodeName,
+      address: this.address,
+      iscsi: { host: this.address, port: this.frontends.iscsiPort },
+      nbd: { host: this.address, port: this.frontends.nbdPort },
+      diskPaths: [...this.disks],
+      replicaPorts: this.ports.range,
+      apiVersion: API_VERSION,
+      startedAt: this.startedAt,
+      counters: {
+        ...this.counters,
+        instances: this.instances.size,
+        watchers: this.watchers.size,
+        reservedReplicaPorts: this.ports.reservedPorts.length,
+        iscsiConnections: this.frontends.iscsi.connectionCount,
+        nbdConnections: this.frontends.nbd.stats().connectionsOpen,
+      },
+    };
+  }
+
+  // ── replicas ─────────────────────────────────────────────────────────────────────────
+
+  async createReplica(input: ReplicaSpecInput): Promise<InstanceView> {
+    this.checkOpen();
+    const spec = replicaSpec(input, this.disks);
+    const existing = this.instances.get(spec.name);
+    if (existing !== undefined) {
+      if (!(existing instanceof ReplicaInstance) || !sameReplicaSpec(existing.spec, spec))
+        throw exists(existing, spec);
+      await existing.queue.idle();
+      return existing.view();
+    }
+    for (const instance of this.instances.values()) {
+      if (
+        instance instanceof ReplicaInstance &&
+        instance.spec.diskPath === spec.diskPath &&
+        instance.spec.dataDirectoryName === spec.dataDirectoryName
+      ) {
+        throw new HornbillError(
+          'INSTANCE_CONFLICT',
+          `replica ${instance.name} already uses ${instance.directory}`,
+          { name: spec.name, usedBy: instance.name, directory: instance.directory },
+        );
+      }
+    }
+    this.checkCapacity();
+    const directory = replicaDirectory(spec.diskPath, spec.dataDirectoryName);
+    const instance = new ReplicaInstance(
+      {
+        spec,
+        directory,
+        ports: this.ports,
+        heapLimitMb: this.options.replicaHeapLimitMb ?? 1024,
+        startTimeoutMs: this.options.replicaStartTimeoutMs ?? 120_000,
+        stopTimeoutMs: this.options.stopTimeoutMs ?? 30_000,
+        heartbeatTimeoutMs: this.options.replicaHeartbeatTimeoutMs ?? 60_000,
+        takeFailpoint: () => this.takeFailpoint(spec.name),
+      },
+      this.host,
+      this.newLogs(spec.name),
+    );
+    this.instances.set(spec.name, instance);
+    this.counters.replicasCreated++;
+    await this.startInstance(instance);
+    return instance.view();
+  }
+
+  async startReplica(name: unknown): Promise<InstanceView> {
+    this.checkOpen();
+    const instance = this.find(name, 'replica');
+    await this.startInstance(instance);
+    return instance.view();
+  }
+
+  async stopReplica(name: unknown): Promise<InstanceView> {
+    const instance = this.find(name, 'replica');
+    await instance.queue.run(() => instance.stop());
+    return instance.view();
+  }
+
+  /**
+   * Stops and forgets a replica; with `removeData`, deletes its folder. A name this process
+   * does not know succeeds with found false; with removeData, diskPath and
+   * dataDirectoryName, the folder is deleted anyway (clean-up after a restart).
+   */
+  async deleteReplica(request: {
+    name: unknown;
+    removeData?: boolean;
+    diskPath?: unknown;
+    dataDirectoryName?: unknown;
+  }): Promise<DeleteResult> {
+    const name = instanceName(request.name);
+    const disk = (request.diskPath ?? '') === '' ? undefined : diskPath(request.diskPath, this.disks);
+    const folder =
+      (request.dataDirectoryName ?? '') === '' ? undefined : dataDirectoryName(request.dataDirectoryName);
+    const instance = this.instances.get(name);
+    if (instance !== undefined && !(instance instanceof ReplicaInstance))
+      throw new HornbillError('INVALID_ARGUMENT', `${name} is an engine, not a replica`, {
+        field: 'name',
+        name,
+      });
+    if (instance === undefined) {
+      if (request.removeData !== true || disk === undefined || folder === undefined)
+        return { found: false, dataRemoved: false };
+      return { found: false, dataRemoved: this.removeUnknownFolder(disk, folder) };
+    }
+    return instance.queue.run(async () => {
+      if (this.instances.get(name) !== instance) return { found: false, dataRemoved: false };
+      await instance.stop();
+      this.forget(instance);
+      this.ports.release(instance.port);
+      let dataRemoved = false;
+      if (request.removeData === true) {
+        fs.rmSync(instance.directory, { recursive: true, force: true });
+        this.counters.replicaFoldersRemoved++;
+        dataRemoved = true;
+        this.log('info', 'replica folder removed', { instance: name, directory: instance.directory });
+      }
+      return { found: true, dataRemoved };
+    });
+  }
+
+  /** Revision counter, size and chain, asked from the replica through its data port. */
+  async replicaInfo(name: unknown): Promise<ReplicaInfo> {
+    return this.find(name, 'replica').info();
+  }
+
+  // ── engines ──────────────────────────────────────────────────────────────────────────
+
+  async createEngine(input: EngineSpecInput): Promise<InstanceView> {
+    this.checkOpen();
+    const spec = engineSpec(input, this.options.defaultWorkers ?? 1);
+    const existing = this.instances.get(spec.name);
+    if (existing !== undefined) {
+      if (!(existing instanceof EngineInstance) || !sameEngineSpec(existing.spec, spec))
+        throw exists(existing, spec);
+      await existing.queue.idle();
+      return existing.view();
+    }
+    for (const instance of this.instances.values()) {
+      if (instance instanceof EngineInstance && instance.spec.volumeName === spec.volumeName) {
+        throw new HornbillError(
+          'INSTANCE_CONFLICT',
+          `engine ${instance.name} already serves volume ${spec.volumeName} on this node`,
+          { name: spec.name, usedBy: instance.name, volumeName: spec.volumeName },
+        );
+      }
+    }
+    this.checkCapacity();
+    const instance = new EngineInstance(
+      { spec, frontends: this.frontends, statusIntervalMs: this.options.engineStatusIntervalMs ?? 1000 },
+      this.host,
+      this.newLogs(spec.name),
+    );
+    this.instances.set(spec.name, instance);
+    this.counters.enginesCreated++;
+    await this.startInstance(instance);
+    return instance.view();
+  }
+
+  async startEngine(name: unknown): Promise<InstanceView> {
+    this.checkOpen();
+    const instance = this.find(name, 'engine');
+    await this.startInstance(instance);
+    return instance.view();
+  }
+
+  async stopEngine(name: unknown): Promise<InstanceView> {
+    const instance = this.find(name, 'engine');
+    await instance.queue.run(() => instance.stop());
+    return instance.view();
+  }
+
+  /** Takes the volume off its frontend, closes the engine and forgets it. */
+  async deleteEngine(name: unknown): Promise<DeleteResult> {
+    const checked = instanceName(name);
+    const instance = this.instances.get(checked);
+    if (instance === undefined) return { found: false, dataRemoved: false };
+    if (!(instance instanceof EngineInstance))
+      throw new HornbillError('INVALID_ARGUMENT', `${checked} is a replica, not an engine`, {
+        field: 'name',
+      });
+    return instance.queue.run(async () => {
+      if (this.instances.get(checked) !== instance) return { found: false, dataRemoved: false };
+      await instance.stop();
+      this.forget(instance);
+      return { found: true, dataRemoved: false };
+    });
+  }
+
+  async engineStatus(name: unknown): Promise<EngineStatusView> {
+    const engine = this.find(name, 'engine');
+    const status = await engine.status();
+    const expansion = engine.expansion;
+    return {
+      ...status,
+      instance: engine.name,
+      volumeName: engine.spec.volumeName,
+      purge: engine.purgeState,
+      isExpanding: expansion.isExpanding,
+      lastExpansionError: expansion.lastError,
+    };
+  }
+
+  async createSnapshot(name: unknown, snapshot: unknown): Promise<LayerInfo> {
+    const checked = snapshotName(snapshot);
+    return this.find(name, 'engine').snapshot(checked);
+  }
+
+  async deleteSnapshot(name: unknown, snapshot: unknown): Promise<void> {
+    const checked = snapshotName(snapshot);
+    const engine = this.find(name, 'engine');
+    await engine.control('deleteSnapshot', { name: checked });
+    engine.logs.append('info', 'snapshot deleted', { snapshot: checked }, 'instance-manager');
+  }
+
+  async listSnapshots(name: unknown): Promise<LayerInfo[]> {
+    return this.find(name, 'engine').control<LayerInfo[]>('listChain');
+  }
+
+  async hashSnapshot(name: unknown, snapshot: unknown): Promise<string> {
+    const checked = snapshotName(snapshot);
+    const engine = this.find(name, 'engine');
+    const result = await engine.longControl<{ hash: string }>('hashSnapshot', { name: checked });
+    return result.hash;
+  }
+
+  async purgeSnapshots(name: unknown): Promise<PurgeState> {
+    return this.find(name, 'engine').purgeSnapshots();
+  }
+
+  async expandEngine(name: unknown, size: unknown): Promise<void> {
+    const checked = sizeBytes(size);
+    await this.find(name, 'engine').expand(checked);
+  }
+
+  async addReplica(
+    name: unknown,
+    request: { address: unknown; bandwidthBytesPerSecond?: unknown; wait?: boolean },
+  ): Promise<void> {
+    const address = replicaAddress(request.address);
+    const bandwidthBytesPerSecond = bandwidth(request.bandwidthBytesPerSecond);
+    await this.find(name, 'engine').addReplica(address, {
+      bandwidthBytesPerSecond,
+      wait: request.wait === true,
+    });
+  }
+
+  async removeReplica(name: unknown, address: unknown): Promise<void> {
+    const checked = replicaAddress(address);
+    await this.find(name, 'engine').removeReplica(checked);
+  }
+
+  // ── both kinds ───────────────────────────────────────────────────────────────────────
+
+  get(name: unknown): InstanceView {
+    return this.find(name).view();
+  }
+
+  list(kind?: unknown): InstanceView[] {
+    const wanted = kindFilter(kind);
+    return [...this.instances.values()]
+      .filter((instance) => wanted === undefined || instance.kind === wanted)
+      .map((instance) => instance.view())
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Calls `listener` with every later change; returns the current instances and how to stop. */
+  watch(listener: (event: InstanceEvent) => void): { initial: InstanceView[]; unsubscribe: () => void } {
+    this.checkOpen();
+    this.watchers.add(listener);
+    return { initial: this.list(), unsubscribe: () => this.watchers.delete(listener) };
+  }
+
+  /** The log history of an instance (StreamLogs). */
+  logs(name: unknown): LogHistory {
+    return this.find(name).logs;
+  }
+
+  /**
+   * Files a record the engine wrote itself (a JSON line of its thread's stderr, see
+   * engine-log-tap.ts) under the engine instance serving its volume. Returns whether one did.
+   */
+  ingestEngineRecord(record: Record<string, unknown>): boolean {
+    const { volume, level, message, time: _time, component: _component, ...details } = record;
+    if (typeof volume !== 'string' || typeof message !== 'string') return false;
+    for (const instance of this.instances.values()) {
+      if (instance instanceof EngineInstance && instance.spec.volumeName === volume) {
+        const known = level === 'debug' || level === 'info' || level === 'warn' || level === 'error';
+        instance.logs.append(known ? level : 'info', message, details, 'engine');
+        return true;
+      }
+    }
+    return false;
+  }
+
+  async diskStats(paths: unknown[] = []): Promise<DiskStat[]> {
+    const wanted =
+      paths.length === 0
+        ? [...this.disks]
+        : paths.map((value, index) => diskPath(value, this.disks, `disk_paths[${index}]`));
+    const stats: DiskStat[] = [];
+    for (const disk of new Set(wanted)) {
+      const users = new Map<string, string>();
+      for (const instance of this.instances.values())
+        if (instance instanceof ReplicaInstance && instance.spec.diskPath === disk)
+          users.set(instance.spec.dataDirectoryName, instance.name);
+      stats.push(await diskStat(disk, this.diskIds.get(disk)!, users));
+    }
+    return stats;
+  }
+
+  /** Stops every engine, then every replica (stores closed), then the frontends. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    const all = [...this.instances.values()];
+    const stopAll = (kind: InstanceKind) =>
+      Promise.all(
+        all
+          .filter((instance) => instance.kind === kind)
+          .map((instance) =>
+            instance.queue
+              .run(() => instance.stop())
+              .catch((error) =>
+                this.log('error', 'stopping an instance failed', {
+                  instance: instance.name,
+                  error: String(error),
+                }),
+              ),
+          ),
+      );
+    await stopAll('engine');
+    await stopAll('replica');
+    for (const instance of all) instance.logs.end();
+    this.watchers.clear();
+    await this.frontends.iscsi.close();
+    await this.frontends.nbd.close();
+    this.log('info', 'instance manager stopped', { node: this.nodeName, instances: all.length });
+  }
+
+  get isClosing(): boolean {
+    return this.closing;
+  }
+
+  // ── internals ────────────────────────────────────────────────────────────────────────
+
+  private find(name: unknown, kind?: 'replica'): ReplicaInstance;
+  private find(name: unknown, kind: 'engine'): EngineInstance;
+  private find(name: unknown, kind?: InstanceKind): Instance;
+  private find(name: unknown, kind?: InstanceKind): Instance {
+    const checked = instanceName(name);
+    const instance = this.instances.get(checked);
+    if (instance === undefined || (kind !== undefined && instance.kind !== kind)) {
+      throw new HornbillError('INSTANCE_NOT_FOUND', `no ${kind ?? 'instance'} named ${checked}`, {
+        name: checked,
+        kind: kind ?? 'any',
+      });
+    }
+    return instance;
+  }
+
+  private async startInstance(instance: Instance): Promise<void> {
+    try {
+      await instance.queue.run(() => instance.start());
+    } catch (error) {
+      this.counters.instanceStartFailures++;
+      throw error;
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new HornbillError('INSTANCE_MANAGER_CLOSED', 'the instance manager is stopping');
+  }
+
+  private checkCapacity(): void {
+    const limit = this.options.maxInstances ?? 512;
+    if (this.instances.size >= limit) {
+      throw new HornbillError(
+        'INSTANCE_LIMIT_REACHED',
+        `this instance manager already runs ${limit} instances`,
+        {
+          limit,
+        },
+      );
+    }
+  }
+
+  private newLogs(name: string): LogHistory {
+    return new LogHistory(name, this.options.logHistoryRecords ?? DEFAULT_LOG_HISTORY_RECORDS);
+  }
+
+  private forget(instance: Instance): void {
+    this.instances.delete(instance.name);
+    this.counters.instancesDeleted++;
+    instance.logs.append('info', `${instance.kind} deleted`, {}, 'instance-manager');
+    instance.logs.end();
+    instance.updateSequence = ++this.sequence;
+    this.emit({ type: 'deleted', instance: instance.view() });
+  }
+
+  private changed(instance: Instance): void {
+    if (this.instances.get(instance.name) !== instance) return;
+    instance.updateSequence = ++this.sequence;
+    this.emit({ type: 'updated', instance: instance.view() });
+  }
+
+  private emit(event: InstanceEvent): void {
+    for (const watcher of this.watchers) {
+      try {
+        watcher(event);
+      } catch (error) {
+        this.log('error', 'an instance watcher threw', { error: String(error) });
+      }
+    }
+  }
+
+  private record(
+    instance: Instance,
+    level: LogLevel,
+    message: string,
+    details: Record<string, unknown>,
+    source: LogSource,
+  ): void {
+    const record = instance.logs.append(level, message, details, source);
+    this.log(level, message, { instance: instance.name, kind: instance.kind, source, ...record.details });
+  }
+
+  private takeFailpoint(replica: string): ReplicaFailpoint | undefined {
+    if (this.failpoint === undefined || this.failpoint.replica !== replica) return undefined;
+    const armed = this.failpoint.armed;
+    this.failpoint = undefined;
+    return armed;
+  }
+
+  private removeUnknownFolder(disk: string, folder: string): boolean {
+    const directory = replicaDirectory(disk, folder);
+    for (const instance of this.instances.values()) {
+      if (instance instanceof ReplicaInstance && instance.directory === directory)
+        throw new HornbillError('INSTANCE_CONFLICT', `replica ${instance.name} uses ${directory}`, {
+          usedBy: instance.name,
+        });
+    }
+    if (!fs.existsSync(directory)) return false;
+    const entries = fs.readdirSync(directory);
+    if (entries.length > 0 && !entries.includes('index.mdb')) {
+      throw new HornbillError('INSTANCE_CONFLICT', `${directory} is not a replica folder; it is left alone`, {
+        directory,
+        entries: entries.slice(0, 10),
+      });
+    }
+    fs.rmSync(directory, { recursive: true, force: true });
+    this.counters.replicaFoldersRemoved++;
+    this.log('info', 'replica folder removed', { directory });
+    return true;
+  }
+}
+
+function sameReplicaSpec(a: ReplicaSpec, b: ReplicaSpec): boolean {
+  return (
+    a.volumeName === b.volumeName &&
+    a.sizeBytes === b.sizeBytes &&
+    a.diskPath === b.diskPath &&
+    a.dataDirectoryName === b.dataDirectoryName
+  );
+}
+
+function sameEngineSpec(a: EngineSpec, b: EngineSpec): boolean {
+  return (
+    a.volumeName === b.volumeName &&
+    a.sizeBytes === b.sizeBytes &&
+    a.frontend === b.frontend &&
+    a.workers === b.workers &&
+    a.replicaTimeoutMs === b.replicaTimeoutMs &&
+    a.preferLocalReplica === b.preferLocalReplica &&
+    a.replicaAddresses.length === b.replicaAddresses.length &&
+    a.replicaAddresses.every((address, index) => address === b.replicaAddresses[index])
+  );
+}
+
+function exists(existing: Instance, spec: ReplicaSpec | EngineSpec): HornbillError {
+  return new HornbillError(
+    'INSTANCE_EXISTS',
+    `${existing.kind} ${existing.name} already exists with another spec`,
+    { name: spec.name, kind: existing.kind, existing: existing.view() },
+  );
+}
