@@ -1,3 +1,4 @@
+import { benchCommand } from './bench.ts';
 import { engineCommand } from './engine.ts';
 import { ExitCode, reportError } from './output.ts';
 import { replicaCommand } from './replica.ts';
@@ -11,6 +12,7 @@ Commands:
   engine            run the engine of one volume over replicas, with an iSCSI or NBD frontend
   replica inspect   show a replica folder's chain, counters and a checksum verify
   replica export    write a volume or snapshot from a replica folder as a sparse image
+  bench             fio-style load generator against an iSCSI LUN or NBD export
 
 Run "hornbill <command> --help" for a command's options.`;
 
@@ -26,6 +28,10 @@ export async function main(
         return await replicaCommand(rest, print);
       case 'engine':
         return await engineCommand(rest);
+      case 'bench':
+        return await benchCommand(rest, print);
+      case 'instance-manager':
+        return await (await import('./instance-manager.ts')).instanceManagerCommand(rest);
       case undefined:
       case 'help':
       case '--help':
