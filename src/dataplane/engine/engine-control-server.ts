@@ -52,12 +52,15 @@ export class EngineControlServer {
   }
 
   private handle(socket: net.Socket, header: FrameHeader, payload: Buffer): void {
+    // The reader reuses its header object for the next frame: answers sent after an await
+    // must use the sequence copied now, or concurrent requests get each other's numbers.
+    const sequence = header.sequence;
     const send = (op: OpValue, body: Buffer) => {
       if (socket.destroyed) return;
       const frame = Buffer.alloc(FRAME_HEADER_BYTES);
       encodeHeader(frame, 0, {
         op,
-        sequence: header.sequence,
+        sequence,
         offsetBytes: 0,
         lengthBytes: 0,
         payloadLength: body.length,
@@ -113,7 +116,10 @@ export class EngineControlServer {
           rebuild: engine.rebuildStatus() ?? null,
         };
       case 'snapshot':
-        return engine.snapshot(text('name'), { userCreated: true });
+        return engine.snapshot(text('name'), {
+          userCreated: params.userCreated !== false,
+          labels: labelMap(params.labels),
+        });
       case 'deleteSnapshot':
         return engine.controlAll('deleteSnapshot', { name: text('name') });
       case 'purge':
@@ -155,4 +161,16 @@ export class EngineControlServer {
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** Snapshot labels from a control request: an object of strings (the store checks sizes). */
+function labelMap(value: unknown): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new HornbillError('INVALID_ARGUMENT', 'parameter labels must be an object of strings');
+  for (const [key, label] of Object.entries(value)) {
+    if (typeof label !== 'string')
+      throw new HornbillError('INVALID_ARGUMENT', `label ${JSON.stringify(key)} must be a string`, { key });
+  }
+  return value as Record<string, string>;
 }

@@ -194,8 +194,8 @@ export class EngineInstance extends Instance {
     return status;
   }
 
-  async snapshot(name: string): Promise<LayerInfo> {
-    const info = await this.control<LayerInfo>('snapshot', { name });
+  async snapshot(name: string, labels: Record<string, string> = {}): Promise<LayerInfo> {
+    const info = await this.control<LayerInfo>('snapshot', { name, labels });
     this.log('info', 'snapshot taken', { snapshot: name });
     return info;
   }

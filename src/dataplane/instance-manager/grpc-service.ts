@@ -190,7 +190,7 @@ export class InstanceManagerGrpcServer {
         engineStatusMessage(await manager.engineStatus(request.name)),
       ),
       CreateSnapshot: unary('CreateSnapshot', async (request) =>
-        snapshotMessage(await manager.createSnapshot(request.name, request.snapshot_name)),
+        snapshotMessage(await manager.createSnapshot(request.name, request.snapshot_name, request.labels)),
       ),
       DeleteSnapshot: unary('DeleteSnapshot', async (request) => {
         await manager.deleteSnapshot(request.name, request.snapshot_name);

@@ -39,6 +39,7 @@ import {
   replicaDirectory,
   replicaSpec,
   sizeBytes,
+  snapshotLabels,
   snapshotName,
 } from './validation.ts';
 
@@ -422,9 +423,10 @@ export class InstanceManager {
     };
   }
 
-  async createSnapshot(name: unknown, snapshot: unknown): Promise<LayerInfo> {
+  async createSnapshot(name: unknown, snapshot: unknown, labels?: unknown): Promise<LayerInfo> {
     const checked = snapshotName(snapshot);
-    return this.find(name, 'engine').snapshot(checked);
+    const checkedLabels = snapshotLabels(labels);
+    return this.find(name, 'engine').snapshot(checked, checkedLabels);
   }
 
   async deleteSnapshot(name: unknown, snapshot: unknown): Promise<void> {

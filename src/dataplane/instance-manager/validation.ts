@@ -86,6 +86,21 @@ export function snapshotName(value: unknown, field = 'snapshot_name'): string {
   return matching(value, field, SNAPSHOT_NAME_PATTERN, 128, '1-128 characters of A-Z a-z 0-9 . _ -');
 }
 
+/** Snapshot labels: at most 64, keys 1-253 characters, values up to 1024 (the store's limits). */
+export function snapshotLabels(value: unknown, field = 'labels'): Record<string, string> {
+  if (value === undefined || value === null) return {};
+  if (typeof value !== 'object' || Array.isArray(value)) throw invalid(field, 'must be a map of strings');
+  const entries = Object.entries(value);
+  if (entries.length > 64) throw invalid(field, 'may hold at most 64 labels', entries.length);
+  for (const [key, label] of entries) {
+    if (key.length === 0 || key.length > 253)
+      throw invalid(`${field}.${key}`, 'key must be 1-253 characters');
+    if (typeof label !== 'string' || label.length > 1024)
+      throw invalid(`${field}.${key}`, 'must be a string of at most 1024 characters');
+  }
+  return { ...(value as Record<string, string>) };
+}
+
 export function sizeBytes(value: unknown, field = 'size_bytes'): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0)
     throw invalid(field, 'must be a positive whole number of bytes', value);

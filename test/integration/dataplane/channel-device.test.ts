@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { ChannelBlockDevice } from '../../../src/dataplane/engine/channel-block-device.ts';
+import { ReplicaClient } from '../../../src/dataplane/protocol/replica-client.ts';
 import { ReplicaServer } from '../../../src/dataplane/replica/replica-server.ts';
 import { isHornbillError } from '../../../src/errors.ts';
 import { silentLogger } from '../../../src/logging.ts';
@@ -80,4 +81,44 @@ test('an engine worker that dies fails its requests with a code and leaves the f
   }
   await assert.rejects(device.read(0, Buffer.alloc(4096)), (error) => isHornbillError(error));
   assert.equal(device.channel.workerState(0), 'dead');
+});
+
+test('the engine control port answers pipelined requests each with its own sequence number', async (t) => {
+  const device = await ChannelBlockDevice.open({
+    workers: 0,
+    name: 'vol-control',
+    replicas: await replicas(t, 2),
+    replicaTimeoutMs: 8000,
+    preferLocalReplica: false,
+  });
+  defer(t, () => void device.close());
+  await device.write(0, patternBytes(3, 4 * MiB));
+  const client = new ReplicaClient({
+    address: { host: '127.0.0.1', port: device.controlPort },
+    log: silentLogger,
+    timeoutMs: 10_000,
+    pingIntervalMs: Number.MAX_SAFE_INTEGER,
+  });
+  await client.connect();
+  defer(t, () => client.close());
+  const taken = await client.control<{ name: string; labels: Record<string, string> }>('snapshot', {
+    name: 'snap-a',
+    labels: { purpose: 'test' },
+  });
+  assert.equal(taken.name, 'snap-a');
+  assert.deepEqual(taken.labels, { purpose: 'test' });
+  // A slow request (hashing 4 MiB on two replicas) followed at once by fast ones: each
+  // answer must reach the request it belongs to.
+  const [hashes, status, chain] = await Promise.all([
+    client.control<unknown>('hashSnapshot', { name: 'snap-a' }),
+    client.control<{ robustness: string }>('status'),
+    client.control<unknown>('listChain'),
+  ]);
+  assert.equal(status.robustness, 'healthy');
+  assert.ok(!JSON.stringify(hashes).includes('robustness'), 'the hash request got the status answer');
+  assert.ok(JSON.stringify(chain).includes('snap-a'));
+  assert.ok(!JSON.stringify(chain).includes('robustness'));
+  await assert.rejects(client.control('snapshot', { name: 'snap-b', labels: ['x'] }), (error) =>
+    isHornbillError(error, 'INVALID_ARGUMENT'),
+  );
 });

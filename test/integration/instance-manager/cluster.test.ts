@@ -84,9 +84,14 @@ test('a volume over two instance managers survives a replica thread crash, rebui
   await nbd.write(0, before);
   assert.equal(await nbd.command(NBD.CMD_FLUSH), 0);
   assert.deepEqual(await nbd.read(0, MiB), before);
-  const snapshot = await im1.call('CreateSnapshot', { name: 'vol1-e-0', snapshot_name: 'snap-1' });
+  const snapshot = await im1.call('CreateSnapshot', {
+    name: 'vol1-e-0',
+    snapshot_name: 'snap-1',
+    labels: { 'hornbill.io/recurring-job': 'daily' },
+  });
   assert.equal(snapshot.name, 'snap-1');
   assert.equal(snapshot.user_created, true);
+  assert.deepEqual(snapshot.labels, { 'hornbill.io/recurring-job': 'daily' });
   const after = patternBytes(2, MiB);
   await nbd.write(MiB, after);
   assert.equal(await nbd.command(NBD.CMD_FLUSH), 0);
