@@ -209,8 +209,11 @@ export class NbdTestClient {
   }
 
   /** Connects, reads the greeting and sends the client flags (fixed newstyle, no zeroes). */
-  static async open(port: number, options: { clientFlags?: number } = {}): Promise<NbdTestClient> {
-    const client = await NbdTestClient.connect(port);
+  static async open(
+    port: number,
+    options: { clientFlags?: number; host?: string } = {},
+  ): Promise<NbdTestClient> {
+    const client = await NbdTestClient.connect(port, options.host);
     await client.readGreeting();
     client.sendClientFlags(options.clientFlags ?? 0b11);
     return client;
@@ -220,9 +223,9 @@ export class NbdTestClient {
   static async attach(
     port: number,
     name: string,
-    options: { structured?: boolean; baseAllocation?: boolean } = {},
+    options: { structured?: boolean; baseAllocation?: boolean; host?: string } = {},
   ): Promise<{ client: NbdTestClient; info: ExportInfo }> {
-    const client = await NbdTestClient.open(port);
+    const client = await NbdTestClient.open(port, { host: options.host });
     if (options.structured || options.baseAllocation) {
       const reply = await client.option(NBD.OPT_STRUCTURED_REPLY);
       if (reply.type !== NBD.REP_ACK) throw new Error(`structured replies refused: ${reply.type}`);

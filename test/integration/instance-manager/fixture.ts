@@ -79,20 +79,15 @@ export async function startInstanceManager(
   };
 }
 
-/** NbdTestClient.attach for a server on another loopback address than 127.0.0.1. */
+/** NbdTestClient.attach on `host`, destroyed when the test ends. */
 export async function attachNbd(
   t: TestContext,
   host: string,
   port: number,
   name: string,
 ): Promise<NbdTestClient> {
-  const client = await NbdTestClient.connect(port, host);
+  const { client } = await NbdTestClient.attach(port, name, { host });
   defer(t, () => client.destroy());
-  await client.readGreeting();
-  client.sendClientFlags(0b11);
-  const info = await client.infoOrGo(7 /* NBD_OPT_GO */, name, []);
-  if (info.final !== 1 /* NBD_REP_ACK */) throw new Error(`NBD_OPT_GO refused: 0x${info.final.toString(16)}`);
-  client.startTransmission(false);
   return client;
 }
 
