@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import path from 'node:path';
 import { HornbillError } from '../../errors.ts';
 import { type Logger, type LogLevel, silentLogger } from '../../logging.ts';
@@ -7,25 +6,22 @@ import { IscsiTarget } from '../iscsi/target.ts';
 import { NbdServer } from '../nbd/server.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
 import { type DiskStat, diskStat, prepareDisk } from './disk-stats.ts';
-import {
-  type EngineControlStatus,
-  EngineInstance,
-  type Frontends,
-  type PurgeState,
-} from './engine-instance.ts';
+import { EngineInstance, type Frontends, type PurgeState } from './engine-instance.ts';
 import type { Instance, InstanceHost } from './instance.ts';
+import {
+  API_VERSION,
+  type DeleteResult,
+  type EngineStatusView,
+  type InstanceManagerInfo,
+  type InstanceManagerOptions,
+} from './instance-manager-types.ts';
+import { instanceExists, sameEngineSpec, sameReplicaSpec } from './instance-specs.ts';
 import { DEFAULT_LOG_HISTORY_RECORDS, LogHistory } from './log-history.ts';
-import { PortAllocator, type PortRange } from './port-allocator.ts';
+import { PortAllocator } from './port-allocator.ts';
+import { ReplicaFolders } from './replica-folders.ts';
 import { ReplicaInstance } from './replica-instance.ts';
 import type { ReplicaFailpoint } from './replica-thread.ts';
-import type {
-  EngineSpec,
-  InstanceEvent,
-  InstanceKind,
-  InstanceView,
-  LogSource,
-  ReplicaSpec,
-} from './types.ts';
+import type { InstanceEvent, InstanceKind, InstanceView, LogSource } from './types.ts';
 import {
   bandwidth,
   dataDirectoryName,
@@ -43,70 +39,8 @@ import {
   snapshotName,
 } from './validation.ts';
 
-export const API_VERSION = 1;
-
-export interface InstanceManagerOptions {
-  nodeName: string;
-  /** The node address every server of this process listens on. */
-  address: string;
-  /** Absolute paths of the node's disks; replicas live in `<disk>/replicas/<data directory>/`. */
-  disks: string[];
-  /** Ports for replica data servers; undefined: each replica binds a free port. */
-  replicaPorts?: PortRange;
-  /** iSCSI portal port (0: a free one). Default 3260. */
-  iscsiPort?: number;
-  /** NBD server port (0: a free one). Default 10809. */
-  nbdPort?: number;
-  /** Engine worker threads when a CreateEngine does not say (default 1). */
-  defaultWorkers?: 0 | 1;
-  log?: Logger;
-  /** Engines and replicas at most (default 512). */
-  maxInstances?: number;
-  /** Log records kept per instance (default 1000). */
-  logHistoryRecords?: number;
-  /** How often each engine's status is read for watchers (default 1000 ms). */
-  engineStatusIntervalMs?: number;
-  /** Heap limit of each replica thread (default 1024 MiB): a runaway replica ends alone. */
-  replicaHeapLimitMb?: number;
-  /** How long opening a replica (with crash recovery) may take (default 120 s). */
-  replicaStartTimeoutMs?: number;
-  /** How long a replica thread may take to stop before it is terminated (default 30 s). */
-  stopTimeoutMs?: number;
-  /** A replica thread that answers no heartbeat for this long is terminated (default 60 s). */
-  replicaHeartbeatTimeoutMs?: number;
-  /**
-   * Test-only failpoint, from HORNBILL_INSTANCE_FAILPOINT:
-   * `replica-crash-on-write:<replica name>:<offset bytes>` makes the first thread started
-   * for that replica throw an uncaught exception after it applies a write covering the
-   * offset; `replica-hang-on-write:…` makes it spin forever instead.
-   */
-  failpoint?: string;
-}
-
-export interface InstanceManagerInfo {
-  nodeName: string;
-  address: string;
-  iscsi: { host: string; port: number };
-  nbd: { host: string; port: number };
-  diskPaths: string[];
-  replicaPorts: PortRange | undefined;
-  apiVersion: number;
-  startedAt: string;
-  counters: Record<string, number>;
-}
-
-export interface DeleteResult {
-  found: boolean;
-  dataRemoved: boolean;
-}
-
-export interface EngineStatusView extends EngineControlStatus {
-  instance: string;
-  volumeName: string;
-  purge: PurgeState;
-  isExpanding: boolean;
-  lastExpansionError: string;
-}
+export type { DeleteResult, EngineStatusView, InstanceManagerInfo, InstanceManagerOptions };
+export { API_VERSION };
 
 const FAILPOINT = /^replica-(crash|hang)-on-write:([^:]+):(\d+)$/;
 
@@ -151,6 +85,10 @@ export class InstanceManager {
   private readonly startedAt = new Date().toISOString();
   private failpoint: { replica: string; armed: ReplicaFailpoint } | undefined;
   private sequence = 0;
+  private readonly folders = new ReplicaFolders((directory) => {
+    this.counters.replicaFoldersRemoved++;
+    this.log('info', 'replica folder removed', { directory });
+  });
   private closing = false;
 
   private constructor(options: InstanceManagerOptions, diskIds: Map<string, string>, frontends: Frontends) {
@@ -247,7 +185,7 @@ export class InstanceManager {
     const existing = this.instances.get(spec.name);
     if (existing !== undefined) {
       if (!(existing instanceof ReplicaInstance) || !sameReplicaSpec(existing.spec, spec))
-        throw exists(existing, spec);
+        throw instanceExists(existing, spec);
       await existing.queue.idle();
       return existing.view();
     }
@@ -266,6 +204,7 @@ export class InstanceManager {
     }
     this.checkCapacity();
     const directory = replicaDirectory(spec.diskPath, spec.dataDirectoryName);
+    this.folders.checkNotRemoving(directory, spec.name);
     const instance = new ReplicaInstance(
       {
         spec,
@@ -323,7 +262,7 @@ export class InstanceManager {
     if (instance === undefined) {
       if (request.removeData !== true || disk === undefined || folder === undefined)
         return { found: false, dataRemoved: false };
-      return { found: false, dataRemoved: this.removeUnknownFolder(disk, folder) };
+      return { found: false, dataRemoved: await this.removeLeftOverFolder(disk, folder) };
     }
     return instance.queue.run(async () => {
       if (this.instances.get(name) !== instance) return { found: false, dataRemoved: false };
@@ -332,10 +271,8 @@ export class InstanceManager {
       this.ports.release(instance.port);
       let dataRemoved = false;
       if (request.removeData === true) {
-        fs.rmSync(instance.directory, { recursive: true, force: true });
-        this.counters.replicaFoldersRemoved++;
+        await this.folders.remove(instance.directory);
         dataRemoved = true;
-        this.log('info', 'replica folder removed', { instance: name, directory: instance.directory });
       }
       return { found: true, dataRemoved };
     });
@@ -354,7 +291,7 @@ export class InstanceManager {
     const existing = this.instances.get(spec.name);
     if (existing !== undefined) {
       if (!(existing instanceof EngineInstance) || !sameEngineSpec(existing.spec, spec))
-        throw exists(existing, spec);
+        throw instanceExists(existing, spec);
       await existing.queue.idle();
       return existing.view();
     }
@@ -655,55 +592,12 @@ export class InstanceManager {
     return armed;
   }
 
-  private removeUnknownFolder(disk: string, folder: string): boolean {
+  private removeLeftOverFolder(disk: string, folder: string): Promise<boolean> {
     const directory = replicaDirectory(disk, folder);
+    let usedBy: string | undefined;
     for (const instance of this.instances.values()) {
-      if (instance instanceof ReplicaInstance && instance.directory === directory)
-        throw new HornbillError('INSTANCE_CONFLICT', `replica ${instance.name} uses ${directory}`, {
-          usedBy: instance.name,
-        });
+      if (instance instanceof ReplicaInstance && instance.directory === directory) usedBy = instance.name;
     }
-    if (!fs.existsSync(directory)) return false;
-    const entries = fs.readdirSync(directory);
-    if (entries.length > 0 && !entries.includes('index.mdb')) {
-      throw new HornbillError('INSTANCE_CONFLICT', `${directory} is not a replica folder; it is left alone`, {
-        directory,
-        entries: entries.slice(0, 10),
-      });
-    }
-    fs.rmSync(directory, { recursive: true, force: true });
-    this.counters.replicaFoldersRemoved++;
-    this.log('info', 'replica folder removed', { directory });
-    return true;
+    return this.folders.removeLeftOver(directory, usedBy);
   }
-}
-
-function sameReplicaSpec(a: ReplicaSpec, b: ReplicaSpec): boolean {
-  return (
-    a.volumeName === b.volumeName &&
-    a.sizeBytes === b.sizeBytes &&
-    a.diskPath === b.diskPath &&
-    a.dataDirectoryName === b.dataDirectoryName
-  );
-}
-
-function sameEngineSpec(a: EngineSpec, b: EngineSpec): boolean {
-  return (
-    a.volumeName === b.volumeName &&
-    a.sizeBytes === b.sizeBytes &&
-    a.frontend === b.frontend &&
-    a.workers === b.workers &&
-    a.replicaTimeoutMs === b.replicaTimeoutMs &&
-    a.preferLocalReplica === b.preferLocalReplica &&
-    a.replicaAddresses.length === b.replicaAddresses.length &&
-    a.replicaAddresses.every((address, index) => address === b.replicaAddresses[index])
-  );
-}
-
-function exists(existing: Instance, spec: ReplicaSpec | EngineSpec): HornbillError {
-  return new HornbillError(
-    'INSTANCE_EXISTS',
-    `${existing.kind} ${existing.name} already exists with another spec`,
-    { name: spec.name, kind: existing.kind, existing: existing.view() },
-  );
 }
