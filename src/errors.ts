@@ -72,6 +72,7 @@ export const ErrorCodes = {
     'The instance manager cannot be reached over gRPC (connection refused or broken, or the deadline passed).',
   INSTANCE_MANAGER_LISTEN_FAILED:
     "The instance manager's gRPC service could not listen on its address and port.",
+  METRICS_LISTEN_FAILED: 'The /metrics HTTP server could not listen on its address and port.',
   BENCH_PROFILE_INVALID:
     'A fio job file given to hornbill bench cannot be read, or sets an option or value that hornbill bench does not take.',
   BENCH_TARGET_INVALID:
@@ -99,6 +100,33 @@ export const ErrorCodes = {
   RESOURCE_STORE_CLOSED: 'The resource store has been closed.',
   RESOURCE_STORE_FAILED:
     'A commit to the state store did not reach the disk; the store stops serving and must be reopened.',
+  // The Kubernetes backend of the resource store (src/resources/store/kubernetes*.ts) and leader election.
+  KUBERNETES_CONFIG_INVALID:
+    'The kubeconfig cannot be read, or names no current cluster; in a pod, the service account token is missing.',
+  KUBERNETES_UNREACHABLE:
+    'The Kubernetes API server cannot be reached (connection refused or reset, DNS, TLS) or did not answer in time.',
+  KUBERNETES_UNAUTHORIZED: 'The Kubernetes API server does not accept our credentials (HTTP 401).',
+  KUBERNETES_FORBIDDEN:
+    'RBAC does not allow this request (HTTP 403); deploy/rbac.yaml lists what the manager needs.',
+  KUBERNETES_RESOURCE_TYPE_MISSING:
+    'The API server does not serve this Hornbill kind (HTTP 404 on its path): apply the CRDs of deploy/crds/.',
+  KUBERNETES_REQUEST_FAILED:
+    'The Kubernetes API server refused or failed a request (HTTP 429, 5xx or another status); details.status says which.',
+  // The manager's HTTP resource API (src/manager/) and its client, and the processes hornbill up supervises.
+  MANAGER_ROUTE_NOT_FOUND: 'The manager serves nothing at this path (unknown API group, version, resource or subresource).',
+  MANAGER_METHOD_NOT_ALLOWED: 'The path exists but does not take this HTTP method.',
+  MANAGER_BAD_REQUEST:
+    'The request body is not a JSON object, or a query parameter or the body disagrees with the path (kind, namespace, name).',
+  MANAGER_BODY_TOO_LARGE: 'The request body is larger than the manager accepts (1 MiB).',
+  MANAGER_UNSUPPORTED_MEDIA_TYPE:
+    'The PATCH content type is not a JSON merge patch (application/merge-patch+json or application/json).',
+  MANAGER_LIMIT_REACHED: 'The manager serves its maximum of open watches; close one or retry later.',
+  MANAGER_UNREACHABLE:
+    'The manager cannot be reached over HTTP (connection refused or broken, or the request timed out).',
+  MANAGER_BAD_RESPONSE: 'The manager answered with something that is not the JSON the API promises.',
+  MANAGER_LISTEN_FAILED: 'The manager could not listen on its HTTP address and port.',
+  PROCESS_START_FAILED:
+    'A child process (manager or instance manager) exited before it printed its ready line, or did not print it in time.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -5,19 +5,22 @@ import { InstanceManager } from '../dataplane/instance-manager/instance-manager.
 import { type PortRange, parsePortRange } from '../dataplane/instance-manager/port-allocator.ts';
 import { HornbillError } from '../errors.ts';
 import { stderrLogger } from '../logging.ts';
+import { type MetricsServer, startMetricsServer } from '../metrics/http.ts';
+import { instanceManagerRegistry } from '../metrics/instance-manager-metrics.ts';
 import { announce, parseFlags, requireFlag, untilSignal } from './args.ts';
 import { ExitCode } from './output.ts';
 
 export const INSTANCE_MANAGER_USAGE = `Usage:
   hornbill instance-manager --node NAME --address IP --disk DIR [--disk DIR …]
                             [--grpc-port 8500] [--iscsi-port 3260] [--nbd-port 10809]
-                            [--replica-ports 10000-10999] [--workers 0|1]
+                            [--replica-ports 10000-10999] [--workers 0|1] [--metrics-port 9502]
       Runs the engines and replicas of one node and offers them to the control plane over
       gRPC (proto/instance-manager.proto, docs/instance-manager.md). Every server listens
       on --address: gRPC on --grpc-port, one iSCSI portal on --iscsi-port, one NBD server on
       --nbd-port, each replica on a port of --replica-ports (without it: any free port).
       Replica folders live in DIR/replicas/. --workers is the engines' default (1: each
-      engine in its own worker thread). Port 0 picks a free port. Prints one JSON line on
+      engine in its own worker thread). Prometheus metrics on --metrics-port (/metrics,
+      docs/metrics.md). Port 0 picks a free port. Prints one JSON line on
       stdout when ready, logs to stderr, stops every instance cleanly on SIGTERM.`;
 
 export interface InstanceManagerFlags {
@@ -29,6 +32,7 @@ export interface InstanceManagerFlags {
   nbdPort: number;
   replicaPorts: PortRange | undefined;
   workers: 0 | 1;
+  metricsPort: number;
 }
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -58,6 +62,7 @@ export function parseInstanceManagerFlags(argv: string[]): InstanceManagerFlags 
       'nbd-port': { type: 'string' },
       'replica-ports': { type: 'string' },
       workers: { type: 'string' },
+      'metrics-port': { type: 'string' },
     },
     INSTANCE_MANAGER_USAGE,
   );
@@ -89,6 +94,7 @@ export function parseInstanceManagerFlags(argv: string[]): InstanceManagerFlags 
     nbdPort: portFlag(values['nbd-port'], '--nbd-port', 10809),
     replicaPorts,
     workers: workers === '0' ? 0 : 1,
+    metricsPort: portFlag(values['metrics-port'], '--metrics-port', 9502),
   };
 }
 
@@ -108,9 +114,23 @@ export async function instanceManagerCommand(argv: string[]): Promise<number> {
   });
   const tap = tapEngineLogs(process.stderr, (record) => manager.ingestEngineRecord(record));
   let grpc: InstanceManagerGrpcServer;
+  let metrics: MetricsServer;
   try {
     grpc = await InstanceManagerGrpcServer.start(manager, { host: flags.address, port: flags.grpcPort, log });
   } catch (error) {
+    tap.remove();
+    await manager.close();
+    throw error;
+  }
+  try {
+    metrics = await startMetricsServer({
+      host: flags.address,
+      port: flags.metricsPort,
+      registry: instanceManagerRegistry(manager),
+      log,
+    });
+  } catch (error) {
+    await grpc.close();
     tap.remove();
     await manager.close();
     throw error;
@@ -123,6 +143,7 @@ export async function instanceManagerCommand(argv: string[]): Promise<number> {
     nbd: info.nbd,
     disks: info.diskPaths,
     replicaPorts: info.replicaPorts ?? 'any',
+    metrics: `http://${flags.address}:${metrics.port}/metrics`,
   });
   announce({
     role: 'instance-manager',
@@ -133,8 +154,10 @@ export async function instanceManagerCommand(argv: string[]): Promise<number> {
     nbd: info.nbd,
     disks: info.diskPaths,
     replicaPorts: info.replicaPorts ?? null,
+    metrics: { host: flags.address, port: metrics.port },
   });
   await untilSignal(async () => {
+    await metrics.close();
     await grpc.close();
     await manager.close();
     tap.remove();

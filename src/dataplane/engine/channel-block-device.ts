@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { HornbillError } from '../../errors.ts';
 import { silentLogger } from '../../logging.ts';
+import { IoOperation, type IoOperationValue, IoStats } from '../../metrics/io-stats.ts';
 import type { MappingRun } from '../../storage/replica-store.ts';
 import type { BlockDevice } from '../block-device.ts';
 import { ReplicaClient } from '../protocol/replica-client.ts';
@@ -18,6 +19,8 @@ export interface ChannelDeviceOptions extends Omit<EngineHandlerData, 'control'>
   control?: { host: string; port: number };
   /** Payload slab chunks of 1 MiB: requests in flight with data at once (default 64). */
   slabChunks?: number;
+  /** Where the frontend's I/O is counted (kept by the caller across restarts); a new one by default. */
+  stats?: IoStats;
 }
 
 /**
@@ -35,6 +38,8 @@ export class ChannelBlockDevice implements BlockDevice {
   /** The engine's control port (status, snapshot, addReplica, …; see EngineControlServer). */
   readonly control: ReplicaClient;
   readonly controlPort: number;
+  /** Counts, bytes, errors and latency of every read, write, unmap and flush. */
+  readonly stats: IoStats;
   private size: number;
   private nextRequestId = 0;
 
@@ -44,7 +49,9 @@ export class ChannelBlockDevice implements BlockDevice {
     control: ReplicaClient,
     controlPort: number,
     sizeBytes: number,
+    stats: IoStats,
   ) {
+    this.stats = stats;
     this.name = name;
     this.channel = channel;
     this.control = control;
@@ -84,7 +91,14 @@ export class ChannelBlockDevice implements BlockDevice {
       });
       await control.connect();
       const status = await control.control<{ sizeBytes: number }>('status');
-      return new ChannelBlockDevice(options.name, channel, control, port, status.sizeBytes);
+      return new ChannelBlockDevice(
+        options.name,
+        channel,
+        control,
+        port,
+        status.sizeBytes,
+        options.stats ?? new IoStats(),
+      );
     } catch (error) {
       await channel.close();
       throw error;
@@ -102,32 +116,64 @@ export class ChannelBlockDevice implements BlockDevice {
   }
 
   async read(offsetBytes: number, target: Uint8Array): Promise<void> {
-    for (let done = 0; done < target.length; done += PIECE_BYTES) {
-      const piece = target.subarray(done, Math.min(target.length, done + PIECE_BYTES));
-      await this.withChunk(piece.length, async (chunk) => {
-        await this.submit(EngineOperation.read, offsetBytes + done, piece.length, chunk, 0);
-        this.channel.slab.copyOut(chunk, piece);
-      });
+    const started = performance.now();
+    try {
+      for (let done = 0; done < target.length; done += PIECE_BYTES) {
+        const piece = target.subarray(done, Math.min(target.length, done + PIECE_BYTES));
+        await this.withChunk(piece.length, async (chunk) => {
+          await this.submit(EngineOperation.read, offsetBytes + done, piece.length, chunk, 0);
+          this.channel.slab.copyOut(chunk, piece);
+        });
+      }
+    } catch (error) {
+      this.count(IoOperation.read, 0, started, false);
+      throw error;
     }
+    this.count(IoOperation.read, target.length, started, true);
   }
 
   async write(offsetBytes: number, source: Uint8Array, options?: { fua?: boolean }): Promise<void> {
+    const started = performance.now();
     const flags = options?.fua === true ? FLAG_FUA : 0;
-    for (let done = 0; done < source.length; done += PIECE_BYTES) {
-      const piece = source.subarray(done, Math.min(source.length, done + PIECE_BYTES));
-      await this.withChunk(piece.length, async (chunk) => {
-        this.channel.slab.copyIn(chunk, piece);
-        await this.submit(EngineOperation.write, offsetBytes + done, piece.length, chunk, flags);
-      });
+    try {
+      for (let done = 0; done < source.length; done += PIECE_BYTES) {
+        const piece = source.subarray(done, Math.min(source.length, done + PIECE_BYTES));
+        await this.withChunk(piece.length, async (chunk) => {
+          this.channel.slab.copyIn(chunk, piece);
+          await this.submit(EngineOperation.write, offsetBytes + done, piece.length, chunk, flags);
+        });
+      }
+    } catch (error) {
+      this.count(IoOperation.write, 0, started, false);
+      throw error;
     }
+    this.count(IoOperation.write, source.length, started, true);
   }
 
   async unmap(offsetBytes: number, lengthBytes: number): Promise<void> {
-    await this.submit(EngineOperation.unmap, offsetBytes, lengthBytes, -1, 0);
+    const started = performance.now();
+    try {
+      await this.submit(EngineOperation.unmap, offsetBytes, lengthBytes, -1, 0);
+    } catch (error) {
+      this.count(IoOperation.unmap, 0, started, false);
+      throw error;
+    }
+    this.count(IoOperation.unmap, lengthBytes, started, true);
   }
 
   async flush(): Promise<void> {
-    await this.submit(EngineOperation.flush, 0, 0, -1, 0);
+    const started = performance.now();
+    try {
+      await this.submit(EngineOperation.flush, 0, 0, -1, 0);
+    } catch (error) {
+      this.count(IoOperation.flush, 0, started, false);
+      throw error;
+    }
+    this.count(IoOperation.flush, 0, started, true);
+  }
+
+  private count(operation: IoOperationValue, bytes: number, started: number, ok: boolean): void {
+    this.stats.record(operation, bytes, performance.now() - started, ok);
   }
 
   async mappingStatus(offsetBytes: number, lengthBytes: number): Promise<MappingRun[]> {

@@ -1,5 +1,6 @@
 import { HornbillError, isHornbillError } from '../../errors.ts';
 import { silentLogger } from '../../logging.ts';
+import { IoStats } from '../../metrics/io-stats.ts';
 import type { LayerInfo } from '../../storage/replica-store.ts';
 import { ChannelBlockDevice } from '../engine/channel-block-device.ts';
 import type { RebuildProgress } from '../engine/rebuild.ts';
@@ -71,6 +72,8 @@ export class EngineInstance extends Instance {
   readonly spec: EngineSpec;
   private readonly options: EngineInstanceOptions;
   private device: ChannelBlockDevice | undefined;
+  /** The frontend's I/O of this engine, kept across restarts of the engine (metrics). */
+  readonly ioStats = new IoStats();
   /** The short-call control connection, and the queue that keeps one call at a time on it. */
   private controlClient: ReplicaClient | undefined;
   private readonly controlQueue = new SerialQueue();
@@ -82,6 +85,11 @@ export class EngineInstance extends Instance {
   private poller: NodeJS.Timeout | undefined;
   private polling = false;
   private lastStatus: EngineControlStatus | undefined;
+
+  /** The engine's status as last polled (robustness, modes, rebuild), if any. */
+  get polledStatus(): EngineControlStatus | undefined {
+    return this.lastStatus ?? undefined;
+  }
   private frontendAttached = false;
   private purge: PurgeState = { isPurging: false, state: '', error: '', purgedLayers: 0, copiedBytes: 0 };
   private expanding = false;
@@ -121,6 +129,7 @@ export class EngineInstance extends Instance {
         replicaTimeoutMs: this.spec.replicaTimeoutMs,
         preferLocalReplica: this.spec.preferLocalReplica,
         control: { host: '127.0.0.1', port: 0 },
+        stats: this.ioStats,
       });
       this.device = device;
       const status = await this.controlCall<EngineControlStatus>('status');

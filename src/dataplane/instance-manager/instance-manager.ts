@@ -1,12 +1,18 @@
 import path from 'node:path';
 import { HornbillError } from '../../errors.ts';
 import { type Logger, type LogLevel, silentLogger } from '../../logging.ts';
+import type { IoStats } from '../../metrics/io-stats.ts';
 import type { LayerInfo } from '../../storage/replica-store.ts';
 import { IscsiTarget } from '../iscsi/target.ts';
 import { NbdServer } from '../nbd/server.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
 import { type DiskStat, diskStat, prepareDisk } from './disk-stats.ts';
-import { EngineInstance, type Frontends, type PurgeState } from './engine-instance.ts';
+import {
+  type EngineControlStatus,
+  EngineInstance,
+  type Frontends,
+  type PurgeState,
+} from './engine-instance.ts';
 import type { Instance, InstanceHost } from './instance.ts';
 import {
   API_VERSION,
@@ -414,6 +420,16 @@ export class InstanceManager {
 
   get(name: unknown): InstanceView {
     return this.find(name).view();
+  }
+
+  /** Every engine with its frontend I/O counters and last polled status (for /metrics). */
+  engineMetrics(): { view: InstanceView; ioStats: IoStats; status: EngineControlStatus | undefined }[] {
+    const engines = [];
+    for (const instance of this.instances.values()) {
+      if (instance instanceof EngineInstance)
+        engines.push({ view: instance.view(), ioStats: instance.ioStats, status: instance.polledStatus });
+    }
+    return engines;
   }
 
   list(kind?: unknown): InstanceView[] {

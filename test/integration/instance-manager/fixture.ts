@@ -19,6 +19,7 @@ export interface RunningInstanceManager {
   grpcPort: number;
   iscsiPort: number;
   nbdPort: number;
+  metricsPort: number;
   /** OS threads of the process now (Linux /proc). */
   threads(): number;
 }
@@ -45,6 +46,8 @@ export async function startInstanceManager(
     '--iscsi-port',
     '0',
     '--nbd-port',
+    '0',
+    '--metrics-port',
     '0',
     '--disk',
     options.disk,
@@ -75,6 +78,7 @@ export async function startInstanceManager(
     grpcPort: ready.grpc.port,
     iscsiPort: ready.iscsi.port,
     nbdPort: ready.nbd.port,
+    metricsPort: ready.metrics.port,
     threads: () => fs.readdirSync(`/proc/${pid}/task`).length,
   };
 }

@@ -369,6 +369,8 @@ test('a bad command line exits 2; a gRPC port in use exits 1 with INSTANCE_MANAG
       '0',
       '--nbd-port',
       '0',
+      '--metrics-port',
+      '0',
       '--disk',
       path.join(root, 'b'),
     ]),

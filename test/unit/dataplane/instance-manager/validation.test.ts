@@ -208,7 +208,7 @@ describe('specs', () => {
 describe('command line', () => {
   const base = ['--node', 'node-1', '--address', '127.0.0.11', '--disk', '/data/d1'];
 
-  test('defaults: gRPC 8500, iSCSI 3260, NBD 10809, any replica port, 1 worker', () => {
+  test('defaults: gRPC 8500, iSCSI 3260, NBD 10809, metrics 9502, any replica port, 1 worker', () => {
     assert.deepEqual(parseInstanceManagerFlags(base), {
       nodeName: 'node-1',
       address: '127.0.0.11',
@@ -218,6 +218,7 @@ describe('command line', () => {
       nbdPort: 10809,
       replicaPorts: undefined,
       workers: 1,
+      metricsPort: 9502,
     });
   });
 
@@ -236,7 +237,10 @@ describe('command line', () => {
       '10000-10999',
       '--workers',
       '0',
+      '--metrics-port',
+      '0',
     ]);
+    assert.equal(flags.metricsPort, 0);
     assert.deepEqual(flags.disks, ['/data/d1', '/data/d2']);
     assert.deepEqual(flags.replicaPorts, { first: 10000, last: 10999 });
     assert.equal(flags.workers, 0);
@@ -258,6 +262,7 @@ describe('command line', () => {
       [...base, '--replica-ports', '0-10'],
       [...base, '--replica-ports', '10000'],
       [...base, '--workers', '2'],
+      [...base, '--metrics-port', '-1'],
       [...base, '--bogus'],
       [...base, 'positional'],
     ];
