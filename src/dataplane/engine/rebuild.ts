@@ -11,6 +11,8 @@ import type { Engine, EngineReplica } from './engine.ts';
 const RANGE_BLOCKS = 16384;
 /** Blocks per data transfer (1 MiB). */
 const TRANSFER_BLOCKS = 256;
+/** Matching blocks a data span may bridge to take in the next differing block (32 KiB). */
+const MERGE_GAP_BLOCKS = 8;
 const STATE_DATA = 1;
 const STATE_ZERO = 2;
 
@@ -227,27 +229,53 @@ export class Rebuild {
     const have = blockMap(held, item);
     let index = 0;
     while (index < item.blockCount) {
-      const action = differs(want, have, index) ? want.states[index] : -1;
-      if (action < 0) {
+      if (!differs(want, have, index)) {
         if (want.states[index] === STATE_DATA) this.progress.doneBytes += BLOCK_SIZE;
         index++;
         continue;
       }
-      let end = index + 1;
-      const limit = action === STATE_DATA ? index + TRANSFER_BLOCKS : item.blockCount;
-      while (end < item.blockCount && end < limit && want.states[end] === action && differs(want, have, end))
-        end++;
+      const action = want.states[index];
+      const end =
+        action === STATE_DATA
+          ? dataSpanEnd(want, have, index, item.blockCount)
+          : holeRunEnd(want, have, index, item.blockCount);
       const count = end - index;
       const startBlock = item.startBlock + index;
       const states = want.states.subarray(index, end);
       const checksums = want.checksums.subarray(index, end);
       if (action === STATE_DATA) {
-        await this.limiter.take(count * BLOCK_SIZE);
-        const data = buffer.subarray(0, count * BLOCK_SIZE);
-        await source.readLayer(item.layer, startBlock, data);
+        // One write for the span, whose data runs are read from the source all at once
+        // (pipelined on one connection): a fragmented layer (4 KiB data / 4 KiB hole)
+        // costs two round trips per span, not two per run. On the wire a layer write
+        // carries the data of its DATA blocks only, packed; blocks of the span that already
+        // match are sent again unchanged.
+        let dataBlocks = 0;
+        for (let block = 0; block < count; block++) if (states[block] === STATE_DATA) dataBlocks++;
+        await this.limiter.take(dataBlocks * BLOCK_SIZE);
+        const reads: Promise<void>[] = [];
+        let packedBlocks = 0;
+        for (let run = 0; run < count; ) {
+          if (states[run] !== STATE_DATA) {
+            run++;
+            continue;
+          }
+          let runEnd = run + 1;
+          while (runEnd < count && states[runEnd] === STATE_DATA) runEnd++;
+          const packed = buffer.subarray(
+            packedBlocks * BLOCK_SIZE,
+            (packedBlocks + runEnd - run) * BLOCK_SIZE,
+          );
+          reads.push(source.readLayer(item.layer, startBlock + run, packed));
+          packedBlocks += runEnd - run;
+          run = runEnd;
+        }
+        // Every read settles before the buffer can be reused (a retry from another source).
+        for (const outcome of await Promise.allSettled(reads))
+          if (outcome.status === 'rejected') throw outcome.reason;
+        const data = buffer.subarray(0, dataBlocks * BLOCK_SIZE);
         await this.client.writeLayer(startBlock, { layer: item.layer, states, checksums, data });
-        this.progress.transferredBytes += count * BLOCK_SIZE;
-        this.progress.doneBytes += count * BLOCK_SIZE;
+        this.progress.transferredBytes += dataBlocks * BLOCK_SIZE;
+        this.progress.doneBytes += dataBlocks * BLOCK_SIZE;
       } else {
         await this.client.writeLayer(startBlock, {
           layer: item.layer,
@@ -290,6 +318,27 @@ function blockMap(extents: LayerExtent[], item: Work): BlockMap {
     }
   }
   return map;
+}
+
+/**
+ * End of a span that starts at a differing data block: further differing blocks join it
+ * while the gap of matching blocks before them is at most MERGE_GAP_BLOCKS, up to
+ * TRANSFER_BLOCKS blocks in all. Ends after its last differing block.
+ */
+function dataSpanEnd(want: BlockMap, have: BlockMap, start: number, limit: number): number {
+  let last = start;
+  for (let probe = start + 1; probe < limit && probe - start < TRANSFER_BLOCKS; probe++) {
+    if (probe - last - 1 > MERGE_GAP_BLOCKS) break;
+    if (differs(want, have, probe)) last = probe;
+  }
+  return last + 1;
+}
+
+/** End of a run of differing blocks of the same non-data state (zeros or absent). */
+function holeRunEnd(want: BlockMap, have: BlockMap, start: number, limit: number): number {
+  let end = start + 1;
+  while (end < limit && want.states[end] === want.states[start] && differs(want, have, end)) end++;
+  return end;
 }
 
 function differs(want: BlockMap, have: BlockMap, index: number): boolean {
