@@ -1,0 +1,67 @@
+/**
+ * deploy/rbac.yaml grants what the Kubernetes backend uses: every Hornbill kind (with status
+ * and finalizers), core/v1 Events, and the leader-election Lease. Read with PyYAML.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { test } from 'node:test';
+import { LEADER_LEASE_NAME } from '../../../src/resources/leader-election.ts';
+import { KIND_DEFINITIONS, KINDS } from '../../../src/resources/registry.ts';
+import { parseYamlDocuments, yamlParserMissing } from './yaml-parser.ts';
+
+interface Rule {
+  apiGroups: string[];
+  resources: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+
+interface Manifest {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  rules?: Rule[];
+}
+
+const missing = yamlParserMissing();
+
+test('deploy/rbac.yaml covers the Kubernetes backend', { skip: missing }, () => {
+  const text = fs.readFileSync(new URL('../../../deploy/rbac.yaml', import.meta.url), 'utf8');
+  const documents = text.split(/^---$/m);
+  const manifests = parseYamlDocuments(documents) as Manifest[];
+  const byKind = (kind: string) => manifests.filter((manifest) => manifest.kind === kind);
+  const allows = (rules: Rule[], group: string, resource: string, verb: string, name?: string) =>
+    rules.some(
+      (rule) =>
+        rule.apiGroups.includes(group) &&
+        rule.resources.includes(resource) &&
+        rule.verbs.includes(verb) &&
+        (rule.resourceNames === undefined || (name !== undefined && rule.resourceNames.includes(name))),
+    );
+  const [clusterRole] = byKind('ClusterRole');
+  const rules = clusterRole.rules ?? [];
+  for (const kind of KINDS) {
+    const plural = KIND_DEFINITIONS[kind].plural;
+    for (const verb of ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete']) {
+      assert.ok(allows(rules, 'hornbill.io', plural, verb), `${verb} ${plural}`);
+    }
+    for (const verb of ['update', 'patch']) {
+      assert.ok(allows(rules, 'hornbill.io', `${plural}/status`, verb), `${verb} ${plural}/status`);
+    }
+    assert.ok(allows(rules, 'hornbill.io', `${plural}/finalizers`, 'update'), `update ${plural}/finalizers`);
+  }
+  for (const verb of ['get', 'list', 'create', 'patch'])
+    assert.ok(allows(rules, '', 'events', verb), `${verb} events`);
+  const [role] = byKind('Role');
+  assert.equal(role.metadata.namespace, 'hornbill-system');
+  const leaseRules = role.rules ?? [];
+  assert.ok(allows(leaseRules, 'coordination.k8s.io', 'leases', 'create'));
+  for (const verb of ['get', 'update']) {
+    assert.ok(
+      allows(leaseRules, 'coordination.k8s.io', 'leases', verb, LEADER_LEASE_NAME),
+      `${verb} the Lease`,
+    );
+  }
+  assert.equal(byKind('ClusterRoleBinding').length, 1);
+  assert.equal(byKind('RoleBinding').length, 1);
+  assert.equal(byKind('ServiceAccount')[0].metadata.name, 'hornbill-manager');
+});
