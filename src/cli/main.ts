@@ -13,6 +13,9 @@ Commands:
   replica inspect   show a replica folder's chain, counters and a checksum verify
   replica export    write a volume or snapshot from a replica folder as a sparse image
   bench             fio-style load generator against an iSCSI LUN or NBD export
+  instance-manager  run the engines and replicas of one node behind a gRPC API
+  manager           the control plane: state store, controllers, HTTP resource API, metrics
+  up                a whole cluster on this machine: a manager and N instance managers
 
 Run "hornbill <command> --help" for a command's options.`;
 
@@ -32,6 +35,10 @@ export async function main(
         return await benchCommand(rest, print);
       case 'instance-manager':
         return await (await import('./instance-manager.ts')).instanceManagerCommand(rest);
+      case 'manager':
+        return await (await import('./manager.ts')).managerCommand(rest);
+      case 'up':
+        return await (await import('./up.ts')).upCommand(rest);
       case undefined:
       case 'help':
       case '--help':

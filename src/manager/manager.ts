@@ -1,0 +1,225 @@
+/**
+ * The manager process (`hornbill manager`): the resource store, the controllers, and the
+ * HTTP server (/healthz, /metrics, the resource API) on one listen address.
+ *
+ * ```ts
+ * const manager = await startManager({
+ *   storeDirectory: './hornbill-data/state', listen: { host: '127.0.0.1', port: 9500 },
+ *   instanceManagers: [{ nodeID: 'node-1', grpcAddress: '127.0.0.11:8500', address: '127.0.0.11', disks: ['/data/node-1'] }],
+ *   log: stderrLogger('manager'),
+ * });
+ * console.log(manager.url);           // http://127.0.0.1:9500
+ * await manager.close();              // server, then controllers, then the store
+ * ```
+ *
+ * The controllers (`src/controllers/index.ts`, `startControllers`) are loaded when that
+ * module exists; without it the manager serves the store alone and says so in its log.
+ * Settings given at start (`--setting NAME=VALUE`) are written as Setting resources before
+ * the controllers start, so that they act on them from their first reconcile.
+ */
+import fs from 'node:fs';
+import type http from 'node:http';
+import { fileURLToPath } from 'node:url';
+import { isHornbillError } from '../errors.ts';
+import type { Logger, LogLevel } from '../logging.ts';
+import { DEFAULT_NAMESPACE } from '../resources/api.ts';
+import { jsonEqual } from '../resources/json.ts';
+import { openEmbeddedStore } from '../resources/store/embedded.ts';
+import type { ResourceStore } from '../resources/store/types.ts';
+import { sendJson } from './http-common.ts';
+import { ManagerMetrics, meteredStore } from './metrics.ts';
+import { addResourceApi } from './resource-api.ts';
+import { HttpRouter, type ListeningServer, listenHttp } from './router.ts';
+
+/** One node's instance manager, as the controllers are told about it. */
+export interface InstanceManagerEndpoint {
+  nodeID: string;
+  /** host:port of its gRPC service. */
+  grpcAddress: string;
+  /** The node's address (where its replicas and frontends listen). */
+  address: string;
+  disks: readonly string[];
+}
+
+export interface ManagerOptions {
+  /** Folder of the embedded store. */
+  storeDirectory: string;
+  listen: { host: string; port: number };
+  namespace?: string;
+  instanceManagers: readonly InstanceManagerEndpoint[];
+  /** Setting name → value, written before the controllers start. */
+  settings?: Readonly<Record<string, string>>;
+  log: Logger;
+  /** Changes the store keeps for watches to resume from (default 10 000). */
+  changeLogLimit?: number;
+  /**
+   * The store has failed (RESOURCE_STORE_FAILED: a commit did not reach the disk) and must
+   * be reopened: the caller should close the manager and exit non-zero so that a
+   * supervisor starts it again. Default: logged only.
+   */
+  onStoreFailed?: (error: Error) => void;
+  /** Start the controllers when their module exists (default true). */
+  controllers?: boolean;
+}
+
+/** What `startControllers` returns (src/controllers/index.ts). */
+interface RunningControllers {
+  stop(): Promise<void>;
+  idle(): Promise<void>;
+}
+
+export interface RunningManager {
+  url: string;
+  host: string;
+  port: number;
+  store: ResourceStore;
+  controllersRunning: boolean;
+  /** More routes may be added at any time (`router.mount('/graphql', listener)`). */
+  router: HttpRouter;
+  /** The listening node:http server (for WebSocket upgrades). */
+  httpServer: http.Server;
+  /** Stops serving, stops the controllers, closes the store. Idempotent. */
+  close(): Promise<void>;
+}
+
+const CONTROLLERS_MODULE = new URL('../controllers/index.ts', import.meta.url);
+
+type StartControllers = (options: {
+  store: ResourceStore;
+  namespace: string;
+  instanceManagers: ReadonlyArray<InstanceManagerEndpoint>;
+  log: (record: Record<string, unknown>) => void;
+}) => Promise<RunningControllers>;
+
+async function loadControllers(log: Logger): Promise<StartControllers | undefined> {
+  if (!fs.existsSync(fileURLToPath(CONTROLLERS_MODULE))) {
+    log(
+      'warn',
+      'no controllers in this build (src/controllers/index.ts is absent); serving the store only',
+      {},
+    );
+    return undefined;
+  }
+  const module = (await import(CONTROLLERS_MODULE.href)) as { startControllers?: StartControllers };
+  if (typeof module.startControllers !== 'function') {
+    log('warn', 'src/controllers/index.ts exports no startControllers; serving the store only', {});
+    return undefined;
+  }
+  return module.startControllers;
+}
+
+/** The controllers log records (`{level, message, …}`); this files them in the manager's log. */
+function recordLogger(log: Logger): (record: Record<string, unknown>) => void {
+  const levels = new Set(['debug', 'info', 'warn', 'error']);
+  return (record) => {
+    const { level, message, ...details } = record;
+    log(
+      typeof level === 'string' && levels.has(level) ? (level as LogLevel) : 'info',
+      typeof message === 'string' ? message : 'controllers',
+      { source: 'controllers', ...details },
+    );
+  };
+}
+
+/** Creates or updates each Setting so that its value is the given one. */
+export async function applySettings(
+  store: ResourceStore,
+  namespace: string,
+  settings: Readonly<Record<string, string>>,
+): Promise<void> {
+  for (const [name, value] of Object.entries(settings)) {
+    try {
+      const current = await store.get({ kind: 'Setting', namespace, name });
+      if (!jsonEqual(current.spec, { value })) await store.update({ ...current, spec: { value } });
+    } catch (error) {
+      if (!isHornbillError(error, 'RESOURCE_NOT_FOUND')) throw error;
+      await store.create({ kind: 'Setting', metadata: { name, namespace }, spec: { value } });
+    }
+  }
+}
+
+export async function startManager(options: ManagerOptions): Promise<RunningManager> {
+  const { log } = options;
+  const namespace = options.namespace ?? DEFAULT_NAMESPACE;
+  const metrics = new ManagerMetrics();
+  const embedded = await openEmbeddedStore({
+    directory: options.storeDirectory,
+    changeLogLimit: options.changeLogLimit,
+  });
+  let reported = false;
+  const store = meteredStore(embedded, metrics, (error) => {
+    if (reported) return;
+    reported = true;
+    log('error', 'the state store failed; the manager must be restarted', { error: error.message });
+    options.onStoreFailed?.(error);
+  });
+  let controllers: RunningControllers | undefined;
+  let server: ListeningServer | undefined;
+  try {
+    await applySettings(store, namespace, options.settings ?? {});
+    const startControllers = options.controllers === false ? undefined : await loadControllers(log);
+    if (startControllers !== undefined) {
+      controllers = await startControllers({
+        store,
+        namespace,
+        instanceManagers: options.instanceManagers,
+        log: recordLogger(log),
+      });
+      metrics.controllersRunning.set(1);
+    }
+    const router = new HttpRouter({ log });
+    router.observe((method, route, status, seconds) =>
+      metrics.observeRequest(method, route, status, seconds),
+    );
+    router.route('GET', '/healthz', async ({ response }) => {
+      sendJson(response, 200, { ok: true, store: embedded.backend, controllers: controllers !== undefined });
+    });
+    router.route('GET', '/metrics', async ({ response }) => {
+      const { contentType, body } = await metrics.render();
+      response.writeHead(200, { 'content-type': contentType });
+      response.end(body);
+    });
+    const api = addResourceApi(router, {
+      store,
+      log,
+      onWatchCount: (delta) => metrics.watchesOpen.inc(delta),
+    });
+    server = await listenHttp(router, options.listen);
+    const listening = server;
+    const host = listening.host.includes(':') ? `[${listening.host}]` : listening.host;
+    let closing: Promise<void> | undefined;
+    return {
+      url: `http://${host}:${listening.port}`,
+      host: listening.host,
+      port: listening.port,
+      store,
+      controllersRunning: controllers !== undefined,
+      router,
+      httpServer: listening.server,
+      close: () => {
+        closing ??= (async () => {
+          await api.closeWatches();
+          await listening.close();
+          await stopControllers(controllers, log);
+          metrics.controllersRunning.set(0);
+          await embedded.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await server?.close();
+    await stopControllers(controllers, log);
+    await embedded.close();
+    throw error;
+  }
+}
+
+async function stopControllers(controllers: RunningControllers | undefined, log: Logger): Promise<void> {
+  if (controllers === undefined) return;
+  try {
+    await controllers.stop();
+  } catch (error) {
+    log('error', 'controllers failed to stop cleanly', { error: String(error) });
+  }
+}
