@@ -113,7 +113,8 @@ export const ErrorCodes = {
   KUBERNETES_REQUEST_FAILED:
     'The Kubernetes API server refused or failed a request (HTTP 429, 5xx or another status); details.status says which.',
   // The manager's HTTP resource API (src/manager/) and its client, and the processes hornbill up supervises.
-  MANAGER_ROUTE_NOT_FOUND: 'The manager serves nothing at this path (unknown API group, version, resource or subresource).',
+  MANAGER_ROUTE_NOT_FOUND:
+    'The manager serves nothing at this path (unknown API group, version, resource or subresource).',
   MANAGER_METHOD_NOT_ALLOWED: 'The path exists but does not take this HTTP method.',
   MANAGER_BAD_REQUEST:
     'The request body is not a JSON object, or a query parameter or the body disagrees with the path (kind, namespace, name).',
@@ -140,14 +141,15 @@ export const ErrorCodes = {
   GRAPHQL_BAD_REQUEST:
     'The GraphQL HTTP request is malformed: not JSON, no query, a body over 1 MiB, or no Content-Length.',
   GRAPHQL_PRECONDITION_FAILED:
-    "The object is not in a state that allows the mutation (attached elsewhere, not attached, being deleted, disk still in use); the message says what to do first.",
+    'The object is not in a state that allows the mutation (attached elsewhere, not attached, being deleted, disk still in use); the message says what to do first.',
   GRAPHQL_LIMIT_REACHED:
     'The GraphQL server serves its maximum of subscriptions, or a subscriber fell more than 1024 changes behind; close one or retry later.',
   TOKEN_STORE_CORRUPT: 'The API token file cannot be read as the JSON list of token hashes Hornbill writes.',
   TOKEN_NAME_TAKEN: 'An API token with this name already exists; revoke it first.',
   // The CSI driver (src/csi/): its controller and node services and the host operations they run.
   CSI_VOLUME_NOT_FOUND: 'No Hornbill volume has the CSI volume id (gRPC NOT_FOUND).',
-  CSI_SNAPSHOT_NOT_FOUND: 'No Hornbill snapshot has the CSI snapshot id, or the id is not snap://VOLUME/SNAPSHOT (gRPC NOT_FOUND).',
+  CSI_SNAPSHOT_NOT_FOUND:
+    'No Hornbill snapshot has the CSI snapshot id, or the id is not snap://VOLUME/SNAPSHOT (gRPC NOT_FOUND).',
   CSI_NODE_NOT_FOUND: 'No Hornbill Node resource has the CSI node id (gRPC NOT_FOUND).',
   CSI_VOLUME_INCOMPATIBLE:
     'A volume or snapshot of this name exists with another size, source or access mode, or is staged elsewhere (gRPC ALREADY_EXISTS).',
@@ -155,7 +157,8 @@ export const ErrorCodes = {
     'The capacity range cannot be met: limit below the 2 MiB-rounded size, above the largest volume, or below the source (gRPC OUT_OF_RANGE).',
   CSI_CAPABILITY_UNSUPPORTED:
     'A volume capability (access mode, block or mount, filesystem type) is not one Hornbill serves for this volume (gRPC INVALID_ARGUMENT).',
-  CSI_PARAMETER_INVALID: 'A StorageClass parameter is unknown or has a value the driver does not accept (gRPC INVALID_ARGUMENT).',
+  CSI_PARAMETER_INVALID:
+    'A StorageClass parameter is unknown or has a value the driver does not accept (gRPC INVALID_ARGUMENT).',
   CSI_VOLUME_NOT_READY:
     'The volume is not ready for this yet (being created, attaching, detaching, faulted, or its share not running); the sidecar retries (gRPC ABORTED).',
   CSI_OPERATION_TIMEOUT:
@@ -165,18 +168,24 @@ export const ErrorCodes = {
   CSI_VOLUME_BUSY:
     'The volume is in a state that forbids the operation (for example expansion while attaching or detaching) (gRPC FAILED_PRECONDITION).',
   CSI_PAGINATION_TOKEN_INVALID: 'The starting_token was not returned by this driver (gRPC ABORTED).',
-  CSI_NOT_STAGED: 'NodePublishVolume needs the staging_target_path where NodeStageVolume staged the volume (gRPC FAILED_PRECONDITION).',
+  CSI_NOT_STAGED:
+    'NodePublishVolume needs the staging_target_path where NodeStageVolume staged the volume (gRPC FAILED_PRECONDITION).',
   CSI_HOST_TOOL_MISSING:
     'A host tool the node service needs (iscsiadm, mount.nfs4, mkfs.ext4, mkfs.xfs, blkid, resize2fs, xfs_growfs) is not installed (gRPC FAILED_PRECONDITION).',
-  CSI_HOST_COMMAND_FAILED: 'A host command (iscsiadm, mkfs, mount, umount, resize2fs …) exited with an error; the message quotes it (gRPC INTERNAL).',
-  CSI_HOST_COMMAND_TIMEOUT: 'A host command did not finish within its timeout and was killed (gRPC DEADLINE_EXCEEDED).',
-  CSI_ISCSI_LOGIN_FAILED: "The host's iSCSI initiator could not log in to the engine's target (gRPC UNAVAILABLE).",
-  CSI_DEVICE_NOT_FOUND: 'After the iSCSI login, no /dev/disk/by-path link for the LUN appeared in time (gRPC UNAVAILABLE).',
+  CSI_HOST_COMMAND_FAILED:
+    'A host command (iscsiadm, mkfs, mount, umount, resize2fs …) exited with an error; the message quotes it (gRPC INTERNAL).',
+  CSI_HOST_COMMAND_TIMEOUT:
+    'A host command did not finish within its timeout and was killed (gRPC DEADLINE_EXCEEDED).',
+  CSI_ISCSI_LOGIN_FAILED:
+    "The host's iSCSI initiator could not log in to the engine's target (gRPC UNAVAILABLE).",
+  CSI_DEVICE_NOT_FOUND:
+    'After the iSCSI login, no /dev/disk/by-path link for the LUN appeared in time (gRPC UNAVAILABLE).',
   CSI_DEVICE_BUSY:
-    'The volume\'s device is claimed by multipathd (a dm holder) or mounted elsewhere; the message names the holder and the fix (gRPC FAILED_PRECONDITION).',
+    "The volume's device is claimed by multipathd (a dm holder) or mounted elsewhere; the message names the holder and the fix (gRPC FAILED_PRECONDITION).",
   CSI_FILESYSTEM_MISMATCH:
     'The device already holds a filesystem of another type than the one asked for; it is not reformatted (gRPC FAILED_PRECONDITION).',
-  CSI_LISTEN_FAILED: 'The CSI plugin could not listen on its unix socket (path too long, directory missing, in use).',
+  CSI_LISTEN_FAILED:
+    'The CSI plugin could not listen on its unix socket (path too long, directory missing, in use).',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
