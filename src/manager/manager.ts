@@ -22,6 +22,7 @@ import type http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { isHornbillError } from '../errors.ts';
 import type { Logger, LogLevel } from '../logging.ts';
+import { registerClusterMetrics } from '../metrics/cluster-metrics.ts';
 import { DEFAULT_NAMESPACE } from '../resources/api.ts';
 import { jsonEqual } from '../resources/json.ts';
 import { openEmbeddedStore } from '../resources/store/embedded.ts';
@@ -153,6 +154,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     log('error', 'the state store failed; the manager must be restarted', { error: error.message });
     options.onStoreFailed?.(error);
   });
+  registerClusterMetrics(metrics.registry, embedded, namespace);
   let controllers: RunningControllers | undefined;
   let server: ListeningServer | undefined;
   try {

@@ -17,6 +17,7 @@
  */
 import client from 'prom-client';
 import { isHornbillError } from '../errors.ts';
+import { registerProcessMetrics } from '../metrics/families.ts';
 import type { AnyResource } from '../resources/registry.ts';
 import type { ResourceStore } from '../resources/store/types.ts';
 
@@ -30,7 +31,7 @@ export class ManagerMetrics {
   readonly controllersRunning: client.Gauge;
 
   constructor() {
-    client.collectDefaultMetrics({ register: this.registry, prefix: 'hornbill_manager_' });
+    registerProcessMetrics(this.registry, 'hornbill_manager_', {});
     const registers = [this.registry];
     this.httpRequests = new client.Counter({
       name: 'hornbill_manager_http_requests_total',

@@ -4,7 +4,7 @@
  * processes; a family here reads it when Prometheus scrapes instead of mirroring every
  * change into prom-client objects, so the hot path never touches prom-client.
  */
-import type { Registry } from 'prom-client';
+import { collectDefaultMetrics, type Registry } from 'prom-client';
 
 export type Labels = Record<string, string>;
 
@@ -70,4 +70,23 @@ export function histogramSamples(
   samples.push({ metricName: `${name}_sum`, labels, value: sum });
   samples.push({ metricName: `${name}_count`, labels, value: count });
   return samples;
+}
+
+/**
+ * prom-client's default process and Node.js metrics under `prefix`, less the three gauges
+ * whose names end in `_total` (nodejs_active_handles/requests/resources_total), which
+ * `promtool check metrics` rejects: a `_total` suffix is for counters.
+ */
+export function registerProcessMetrics(
+  registry: Registry,
+  prefix: string,
+  labels: Record<string, string>,
+): void {
+  collectDefaultMetrics({ register: registry, prefix, labels });
+  for (const name of [
+    'nodejs_active_handles_total',
+    'nodejs_active_requests_total',
+    'nodejs_active_resources_total',
+  ])
+    registry.removeSingleMetric(`${prefix}${name}`);
 }

@@ -5,33 +5,20 @@
  * process's CPU and memory. Everything is read at scrape time from the instance manager's
  * own state; nothing here runs per I/O.
  */
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import type { InstanceManager } from '../dataplane/instance-manager/instance-manager.ts';
-import { histogramSamples, registerFamily, type Sample, stateSamples } from './families.ts';
+import {
+  histogramSamples,
+  registerFamily,
+  registerProcessMetrics,
+  type Sample,
+  stateSamples,
+} from './families.ts';
 import { IO_OPERATION_NAMES, type IoOperationValue, LATENCY_BUCKET_SECONDS } from './io-stats.ts';
 
 export const INSTANCE_STATES = ['starting', 'running', 'stopping', 'stopped', 'error'] as const;
 export const ROBUSTNESS_VALUES = ['healthy', 'degraded', 'faulted', 'unknown'] as const;
 export const REPLICA_MODES = ['RW', 'WO', 'ERR'] as const;
-
-/**
- * prom-client's default process and Node.js metrics under `prefix`, less the three gauges
- * whose names end in `_total` (nodejs_active_handles/requests/resources_total), which
- * `promtool check metrics` rejects: a `_total` suffix is for counters.
- */
-export function registerProcessMetrics(
-  registry: Registry,
-  prefix: string,
-  labels: Record<string, string>,
-): void {
-  collectDefaultMetrics({ register: registry, prefix, labels });
-  for (const name of [
-    'nodejs_active_handles_total',
-    'nodejs_active_requests_total',
-    'nodejs_active_resources_total',
-  ])
-    registry.removeSingleMetric(`${prefix}${name}`);
-}
 
 export function instanceManagerRegistry(manager: InstanceManager): Registry {
   const registry = new Registry();
