@@ -135,11 +135,12 @@ export const ErrorCodes = {
     'The bearer token is valid but its scope does not allow this operation (read < write < admin).',
   GRAPHQL_INVALID_QUERY:
     'The GraphQL document cannot be parsed or does not validate against the schema (unknown field, wrong argument type, too many tokens).',
-  GRAPHQL_QUERY_TOO_DEEP: 'The GraphQL query nests selections deeper than the depth limit (12).',
+  GRAPHQL_QUERY_TOO_DEEP:
+    'The GraphQL query nests selections deeper than the depth limit (12; 20 inside introspection), or brackets deeper than 64 levels.',
   GRAPHQL_QUERY_TOO_COSTLY:
     'The GraphQL query would resolve more fields than the cost limit allows (fields multiplied by list sizes).',
   GRAPHQL_BAD_REQUEST:
-    'The GraphQL HTTP request is malformed: not JSON, no query, a body over 1 MiB, or no Content-Length.',
+    'The GraphQL HTTP request is malformed: not JSON, not application/json, no query, a body over 1 MiB, or no Content-Length.',
   GRAPHQL_PRECONDITION_FAILED:
     'The object is not in a state that allows the mutation (attached elsewhere, not attached, being deleted, disk still in use); the message says what to do first.',
   GRAPHQL_LIMIT_REACHED:
@@ -186,6 +187,24 @@ export const ErrorCodes = {
     'The device already holds a filesystem of another type than the one asked for; it is not reformatted (gRPC FAILED_PRECONDITION).',
   CSI_LISTEN_FAILED:
     'The CSI plugin could not listen on its unix socket (path too long, directory missing, in use).',
+  // The RWX share manager (src/share-manager/, hornbill share-manager): nfs-ganesha, its export, its lease.
+  SHARE_MANAGER_CONFIG_INVALID:
+    'A value for the share manager or its nfs-ganesha configuration (volume, address, port, path, NFS option) is refused; details.field names it.',
+  SHARE_MANAGER_TOOL_MISSING:
+    'A tool the share manager runs (ganesha.nfsd from nfs-ganesha, setpriv from util-linux) is not installed.',
+  SHARE_MANAGER_PORT_IN_USE:
+    'The NFS address and port (or the health port) is already taken by another process.',
+  SHARE_MANAGER_NFS_START_FAILED:
+    'nfs-ganesha exited before its export answered, or did not answer within the start timeout; the message quotes its log.',
+  SHARE_MANAGER_NFS_FAILED:
+    'nfs-ganesha kept dying: it failed more often than the restart budget allows (details.failures, details.windowMs).',
+  SHARE_MANAGER_DEVICE_INVALID:
+    'The volume device is missing, not a block device, carries no filesystem (the share manager never formats), or carries another filesystem than --fs-type.',
+  SHARE_MANAGER_LEASE_HELD:
+    "Another share manager holds the volume's lease and it has not expired; details.holder names it.",
+  SHARE_MANAGER_LEASE_LOST:
+    'The share manager lost its lease (another holder took it, or it could not renew before expiry); it stopped serving.',
+  SHARE_MANAGER_LEASE_INVALID: 'The lease file cannot be read as the lease record Hornbill writes.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

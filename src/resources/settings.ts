@@ -61,6 +61,13 @@ export const SETTINGS = {
     options: ['disabled', 'best-effort', 'strict-local'],
     description: 'Data locality of a volume whose spec does not say.',
   },
+  'api-anonymous-read': {
+    category: 'general',
+    type: 'boolean',
+    default: false,
+    description:
+      'Answer GraphQL queries and subscriptions without a bearer token (mutations always need one).',
+  },
   'default-data-path': {
     category: 'node',
     type: 'string',
