@@ -9,8 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import fsExtensions from 'fs-native-extensions';
 import { HornbillError } from '../errors.ts';
+import { TokenStore } from '../graphql/index.ts';
 import { type LogLevel, stderrLogger } from '../logging.ts';
-import { LocalCluster } from '../manager/local-cluster.ts';
+import { clusterLayout, LocalCluster } from '../manager/local-cluster.ts';
+import { TOKENS_FILE_NAME } from '../manager/manager.ts';
 import type { ReadyLine } from '../manager/supervisor.ts';
 import { announce, parseAddress, parseFlags, untilSignal } from './args.ts';
 import { ExitCode } from './output.ts';
@@ -23,8 +25,9 @@ export const UP_USAGE = `Usage:
               [--log-level info]
       Starts a cluster on this machine: --nodes instance managers (node-K listens on the
       base address + K − 1, with its disk in DATA/node-K/disk) and a manager (state in
-      DATA/state, HTTP API and metrics on --listen). Prints the API and metrics URLs and
-      each node's addresses (--output json: one JSON line). A child that dies is restarted
+      DATA/state, GraphQL, HTTP API and metrics on --listen). Prints the URLs, each node's
+      addresses and, the first time, an admin token for the GraphQL API (--output json: one
+      JSON line). A child that dies is restarted
       after a back-off; Ctrl-C or SIGTERM stops everything cleanly. Port 0 picks free ports.`;
 
 const MAX_NODES = 32;
@@ -133,7 +136,24 @@ function forwardLine(name: string, line: string): void {
   process.stderr.write(`${JSON.stringify(record)}\n`);
 }
 
-function summary(cluster: LocalCluster): { text: string; json: Record<string, unknown> } {
+/**
+ * The first `up` on a data folder creates an admin token for the GraphQL API and shows it
+ * once (only its hash is kept, in DATA/state/api-tokens.json); later runs say where the
+ * tokens are instead.
+ */
+async function adminToken(dataDirectory: string): Promise<{ token: string | undefined; file: string }> {
+  const stateDirectory = clusterLayout(dataDirectory, 0).state;
+  fs.mkdirSync(stateDirectory, { recursive: true });
+  const file = path.join(stateDirectory, TOKENS_FILE_NAME);
+  const tokens = await TokenStore.open(file);
+  if (tokens.list().some((record) => record.name === 'admin')) return { token: undefined, file };
+  return { token: await tokens.create('admin', 'admin'), file };
+}
+
+function summary(
+  cluster: LocalCluster,
+  token: { token: string | undefined; file: string },
+): { text: string; json: Record<string, unknown> } {
   const manager = cluster.manager.ready as ReadyLine;
   const nodes = cluster.nodes.map(({ spec, process }) => {
     const ready = process.ready as ReadyLine;
@@ -150,6 +170,10 @@ function summary(cluster: LocalCluster): { text: string; json: Record<string, un
   });
   const lines = [
     `hornbill up: ${nodes.length} node${nodes.length === 1 ? '' : 's'}, data in ${cluster.dataDirectory}`,
+    `  GraphQL   ${manager.url}/graphql`,
+    token.token === undefined
+      ? `  token     an admin token was shown when this data folder was first used (hashes in ${token.file})`
+      : `  token     ${token.token}   (admin; shown this once — keep it: hornbill volume … --token, or Authorization: Bearer)`,
     `  API       ${manager.api}`,
     `  metrics   ${manager.metrics}`,
     `  health    ${manager.url}/healthz`,
@@ -164,6 +188,8 @@ function summary(cluster: LocalCluster): { text: string; json: Record<string, un
     json: {
       role: 'up',
       url: manager.url,
+      graphql: `${manager.url}/graphql`,
+      ...(token.token === undefined ? {} : { adminToken: token.token }),
       api: manager.api,
       metrics: manager.metrics,
       dataDirectory: cluster.dataDirectory,
@@ -192,6 +218,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     await cluster?.stop();
   });
   try {
+    const token = await adminToken(flags.dataDirectory);
     cluster = await LocalCluster.start({
       dataDirectory: flags.dataDirectory,
       nodeCount: flags.nodeCount,
@@ -206,10 +233,11 @@ export async function upCommand(argv: string[]): Promise<number> {
     });
     if (stopRequested) await cluster.stop();
     else {
-      const { text, json } = summary(cluster);
+      const { text, json } = summary(cluster, token);
       if (flags.output === 'json') announce(json);
       else process.stdout.write(text);
-      log('info', 'cluster up', json);
+      const { adminToken: _shownOnce, ...logged } = json;
+      log('info', 'cluster up', logged);
     }
     await stopped;
     log('info', 'every child stopped', {});

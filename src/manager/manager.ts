@@ -19,8 +19,10 @@
  */
 import fs from 'node:fs';
 import type http from 'node:http';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isHornbillError } from '../errors.ts';
+import { createGraphQLServer, GRAPHQL_PATH, TokenStore } from '../graphql/index.ts';
 import type { Logger, LogLevel } from '../logging.ts';
 import { registerClusterMetrics } from '../metrics/cluster-metrics.ts';
 import { DEFAULT_NAMESPACE } from '../resources/api.ts';
@@ -61,6 +63,8 @@ export interface ManagerOptions {
   onStoreFailed?: (error: Error) => void;
   /** Start the controllers when their module exists (default true). */
   controllers?: boolean;
+  /** The GraphQL API's token file (hashed tokens; default `<storeDirectory>/api-tokens.json`). */
+  tokensFile?: string;
 }
 
 /** What `startControllers` returns (src/controllers/index.ts). */
@@ -82,6 +86,9 @@ export interface RunningManager {
   /** Stops serving, stops the controllers, closes the store. Idempotent. */
   close(): Promise<void>;
 }
+
+/** Where the manager and `hornbill up` keep the API tokens, in the store's folder. */
+export const TOKENS_FILE_NAME = 'api-tokens.json';
 
 const CONTROLLERS_MODULE = new URL('../controllers/index.ts', import.meta.url);
 
@@ -109,15 +116,20 @@ async function loadControllers(log: Logger): Promise<StartControllers | undefine
   return module.startControllers;
 }
 
+/** The GraphQL server logs records (`{level, message, …}`) too. */
+function recordSink(log: Logger): (record: Record<string, unknown>) => void {
+  return recordLogger(log, 'graphql');
+}
+
 /** The controllers log records (`{level, message, …}`); this files them in the manager's log. */
-function recordLogger(log: Logger): (record: Record<string, unknown>) => void {
+function recordLogger(log: Logger, source = 'controllers'): (record: Record<string, unknown>) => void {
   const levels = new Set(['debug', 'info', 'warn', 'error']);
   return (record) => {
     const { level, message, ...details } = record;
     log(
       typeof level === 'string' && levels.has(level) ? (level as LogLevel) : 'info',
-      typeof message === 'string' ? message : 'controllers',
-      { source: 'controllers', ...details },
+      typeof message === 'string' ? message : source,
+      { source, ...details },
     );
   };
 }
@@ -157,6 +169,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   registerClusterMetrics(metrics.registry, embedded, namespace);
   let controllers: RunningControllers | undefined;
   let server: ListeningServer | undefined;
+  let graphql: ReturnType<typeof createGraphQLServer> | undefined;
   try {
     await applySettings(store, namespace, options.settings ?? {});
     const startControllers = options.controllers === false ? undefined : await loadControllers(log);
@@ -186,7 +199,14 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       log,
       onWatchCount: (delta) => metrics.watchesOpen.inc(delta),
     });
+    const tokens = await TokenStore.open(
+      options.tokensFile ?? path.join(options.storeDirectory, TOKENS_FILE_NAME),
+    );
+    graphql = createGraphQLServer({ store, namespace, tokens, log: recordSink(log) });
+    const graphqlServer = graphql;
+    router.mount(GRAPHQL_PATH, (request, response) => graphqlServer.handle(request, response));
     server = await listenHttp(router, options.listen);
+    graphqlServer.attachWebSocket(server.server);
     const listening = server;
     const host = listening.host.includes(':') ? `[${listening.host}]` : listening.host;
     let closing: Promise<void> | undefined;
@@ -201,6 +221,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       close: () => {
         closing ??= (async () => {
           await api.closeWatches();
+          await graphqlServer.close();
           await listening.close();
           await stopControllers(controllers, log);
           metrics.controllersRunning.set(0);
@@ -210,6 +231,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       },
     };
   } catch (error) {
+    await graphql?.close();
     await server?.close();
     await stopControllers(controllers, log);
     await embedded.close();

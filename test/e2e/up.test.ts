@@ -21,6 +21,8 @@ const namespace = DEFAULT_NAMESPACE;
 
 interface UpReady {
   url: string;
+  graphql: string;
+  adminToken?: string;
   api: string;
   metrics: string;
   manager: { pid: number; listen: { host: string; port: number } };
@@ -140,6 +142,28 @@ test('hornbill up: comes up, answers, restarts a dead node and manager, stops cl
   assert.equal(health.ok, true);
   const metrics = await (await fetch(ready.metrics)).text();
   assert.match(metrics, /hornbill_manager_process_cpu_seconds_total/);
+
+  // GraphQL is served with the admin token printed once; without a token it is refused.
+  assert.equal(ready.graphql, `${ready.url}/graphql`);
+  assert.ok(
+    ready.adminToken !== undefined && ready.adminToken.length >= 32,
+    'the first up prints an admin token',
+  );
+  const graphql = (token: string | undefined, query: string) =>
+    fetch(ready.graphql, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+      },
+      body: JSON.stringify({ query }),
+    });
+  const anonymous = await graphql(undefined, '{ settings { name } }');
+  assert.equal(anonymous.status, 401);
+  const answered = (await (await graphql(ready.adminToken, '{ settings { name } }')).json()) as {
+    data?: { settings: { name: string }[] };
+  };
+  assert.ok((answered.data?.settings.length ?? 0) > 10, JSON.stringify(answered).slice(0, 500));
   if (health.controllers) {
     const nodes = await waitFor(async () => {
       const listed = await store.list('Node', { namespace });
@@ -184,6 +208,13 @@ test('hornbill up: comes up, answers, restarts a dead node and manager, stops cl
   await store.close();
 
   const second = await up(t, data, block);
+  assert.equal(second.ready.adminToken, undefined, 'the token is shown only once');
+  const still = await fetch(second.ready.graphql, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ready.adminToken}` },
+    body: JSON.stringify({ query: '{ settings { name } }' }),
+  });
+  assert.equal(still.status, 200, 'the first token still works after a restart');
   const again = new HttpResourceStore({ url: second.ready.url });
   defer(t, () => void again.close());
   const kept = await again.get({ kind: 'Volume', namespace, name: 'kept' });

@@ -88,7 +88,8 @@ for (let step = 0; ; step++) {
       const engine = await store.create({
         kind: 'Engine',
         metadata: {
-          name: `${owner.metadata.name}-e-${step}`,
+          // Unique across the writers of one test run: every writer sees the volumes of the earlier ones.
+          name: `${owner.metadata.name}-e-${seedText}-${step}`,
           namespace,
           ownerReferences: [ownerReferenceTo(owner)],
         },
