@@ -16,6 +16,8 @@ Commands:
   instance-manager  run the engines and replicas of one node behind a gRPC API
   manager           the control plane: state store, controllers, HTTP resource API, metrics
   up                a whole cluster on this machine: a manager and N instance managers
+  csi               the CSI plugin (identity, controller, node) on a unix socket
+  share-manager     export one RWX volume over NFSv4 with nfs-ganesha (supervised, leased)
 
 Run "hornbill <command> --help" for a command's options.`;
 
@@ -39,6 +41,10 @@ export async function main(
         return await (await import('./manager.ts')).managerCommand(rest);
       case 'up':
         return await (await import('./up.ts')).upCommand(rest);
+      case 'csi':
+        return await (await import('./csi.ts')).csiCommand(rest);
+      case 'share-manager':
+        return await (await import('./share-manager.ts')).shareManagerCommand(rest);
       case undefined:
       case 'help':
       case '--help':
