@@ -162,6 +162,8 @@ export const ErrorCodes = {
     'A StorageClass parameter is unknown or has a value the driver does not accept (gRPC INVALID_ARGUMENT).',
   CSI_VOLUME_NOT_READY:
     'The volume is not ready for this yet (being created, attaching, detaching, faulted, or its share not running); the sidecar retries (gRPC ABORTED).',
+  CSI_OPERATION_PENDING:
+    'Another call for the same volume (or snapshot name) is still running in this plugin; retry when it is done (gRPC ABORTED).',
   CSI_OPERATION_TIMEOUT:
     'The volume did not reach the wanted state (attached, detached) before the call deadline; the ticket stays and a retry resumes (gRPC DEADLINE_EXCEEDED).',
   CSI_VOLUME_PUBLISHED_ELSEWHERE:
@@ -172,7 +174,7 @@ export const ErrorCodes = {
   CSI_NOT_STAGED:
     'NodePublishVolume needs the staging_target_path where NodeStageVolume staged the volume (gRPC FAILED_PRECONDITION).',
   CSI_HOST_TOOL_MISSING:
-    'A host tool the node service needs (iscsiadm, mount.nfs4, mkfs.ext4, mkfs.xfs, blkid, resize2fs, xfs_growfs) is not installed (gRPC FAILED_PRECONDITION).',
+    'A host tool the node service needs (iscsiadm, mount.nfs4, mkfs.ext4, mkfs.xfs, blkid, resize2fs, xfs_growfs) is not installed, or the iSCSI initiator cannot work (iscsi_tcp not loaded, iscsid not running); the message says the fix (gRPC FAILED_PRECONDITION).',
   CSI_HOST_COMMAND_FAILED:
     'A host command (iscsiadm, mkfs, mount, umount, resize2fs …) exited with an error; the message quotes it (gRPC INTERNAL).',
   CSI_HOST_COMMAND_TIMEOUT:
@@ -205,6 +207,17 @@ export const ErrorCodes = {
   SHARE_MANAGER_LEASE_LOST:
     'The share manager lost its lease (another holder took it, or it could not renew before expiry); it stopped serving.',
   SHARE_MANAGER_LEASE_INVALID: 'The lease file cannot be read as the lease record Hornbill writes.',
+  // The operator CLI (src/cli/operator/): its GraphQL client, --watch and hornbill support-bundle.
+  CLI_API_ERROR:
+    'The GraphQL API answered with an error code this CLI does not know; the message quotes the code and its text.',
+  CLI_TOKEN_UNREADABLE:
+    'The token file ($XDG_CONFIG_HOME/hornbill/token, default ~/.config/hornbill/token) exists but cannot be read.',
+  CLI_WATCH_BROKEN:
+    'The subscription followed by --watch ended or broke before Ctrl-C (the manager stopped, or dropped a slow subscriber).',
+  CLI_WAIT_TIMEOUT:
+    'The state that --wait waits for (attached, detached, deleted) was not reached within --timeout; the request stays.',
+  CLI_SUPPORT_BUNDLE_FAILED:
+    'The support bundle could not be written: the output file cannot be created, or an entry breaks the tar format limits.',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

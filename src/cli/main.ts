@@ -18,8 +18,19 @@ Commands:
   up                a whole cluster on this machine: a manager and N instance managers
   csi               the CSI plugin (identity, controller, node) on a unix socket
   share-manager     export one RWX volume over NFSv4 with nfs-ganesha (supervised, leased)
+  volume            operator: volumes — ls, create, delete, attach, detach, expand, salvage, inspect (docs/cli.md)
+  snapshot          operator: snapshots of a volume — ls (tree), create, delete, revert
+  node              operator: nodes — ls, update (scheduling, tags, eviction)
+  setting           operator: settings — get, set
+  event             operator: events, newest first — ls
+  support-bundle    operator: a tar.gz of resources, events, settings, metrics and logs
 
 Run "hornbill <command> --help" for a command's options.`;
+
+/** stdout through `print`, stderr as is: what the operator commands (src/cli/operator/) write to. */
+function operatorIO(print: (text: string) => void) {
+  return { print, error: (text: string) => process.stderr.write(text) };
+}
 
 /** Runs one hornbill command line; returns the process exit code. */
 export async function main(
@@ -45,6 +56,21 @@ export async function main(
         return await (await import('./csi.ts')).csiCommand(rest);
       case 'share-manager':
         return await (await import('./share-manager.ts')).shareManagerCommand(rest);
+      case 'volume':
+        return await (await import('./operator/volume.ts')).volumeCommand(rest, operatorIO(print));
+      case 'snapshot':
+        return await (await import('./operator/snapshot.ts')).snapshotCommand(rest, operatorIO(print));
+      case 'node':
+        return await (await import('./operator/node.ts')).nodeCommand(rest, operatorIO(print));
+      case 'setting':
+        return await (await import('./operator/setting.ts')).settingCommand(rest, operatorIO(print));
+      case 'event':
+        return await (await import('./operator/event.ts')).eventCommand(rest, operatorIO(print));
+      case 'support-bundle':
+        return await (await import('./operator/support-bundle.ts')).supportBundleCommand(
+          rest,
+          operatorIO(print),
+        );
       case undefined:
       case 'help':
       case '--help':
