@@ -12,6 +12,7 @@ import { HornbillError } from '../errors.ts';
 import { TokenStore } from '../graphql/index.ts';
 import { type LogLevel, stderrLogger } from '../logging.ts';
 import { clusterLayout, LocalCluster } from '../manager/local-cluster.ts';
+import { LogFiles } from '../manager/log-files.ts';
 import { TOKENS_FILE_NAME } from '../manager/manager.ts';
 import type { ReadyLine } from '../manager/supervisor.ts';
 import { announce, parseAddress, parseFlags, untilSignal } from './args.ts';
@@ -209,6 +210,8 @@ export async function upCommand(argv: string[]): Promise<number> {
   const lockFd = lockDataDirectory(flags.dataDirectory);
   let stopRequested = false;
   let cluster: LocalCluster | undefined;
+  // Every child's stderr also goes to DATA/logs/<name>.log (for support bundles).
+  const logFiles = new LogFiles(path.join(path.resolve(flags.dataDirectory), 'logs'));
   // A closed terminal (SIGHUP) stops the cluster as Ctrl-C does, instead of orphaning it.
   const onHangup = () => process.kill(process.pid, 'SIGTERM');
   process.once('SIGHUP', onHangup);
@@ -228,7 +231,10 @@ export async function upCommand(argv: string[]): Promise<number> {
       settings: flags.settings,
       log,
       restart: true,
-      onStderrLine: forwardLine,
+      onStderrLine: (name, line) => {
+        logFiles.write(name, line);
+        forwardLine(name, line);
+      },
       managerLogLevel: flags.logLevel,
     });
     if (stopRequested) await cluster.stop();
@@ -244,6 +250,7 @@ export async function upCommand(argv: string[]): Promise<number> {
     return ExitCode.OK;
   } finally {
     process.off('SIGHUP', onHangup);
+    logFiles.close();
     fsExtensions.unlock(lockFd);
     fs.closeSync(lockFd);
   }

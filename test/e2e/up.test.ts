@@ -7,7 +7,9 @@
  * Each run uses a loopback block of its own (127.<random>.<random>.10+) and free ports.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HttpResourceStore } from '../../src/manager/http-store.ts';
@@ -142,6 +144,8 @@ test('hornbill up: comes up, answers, restarts a dead node and manager, stops cl
   assert.equal(health.ok, true);
   const metrics = await (await fetch(ready.metrics)).text();
   assert.match(metrics, /hornbill_manager_process_cpu_seconds_total/);
+  for (const name of ['manager', 'node-1', 'node-2', 'node-3'])
+    assert.match(fs.readFileSync(path.join(data, 'logs', `${name}.log`), 'utf8'), /"level"/, `${name}.log`);
 
   // GraphQL is served with the admin token printed once; without a token it is refused.
   assert.equal(ready.graphql, `${ready.url}/graphql`);
