@@ -60,7 +60,30 @@ export function untilSignal(stop: () => Promise<void>): Promise<void> {
     };
     process.once('SIGTERM', handler);
     process.once('SIGINT', handler);
+    watchParent(handler);
   });
+}
+
+/** How often a supervised child checks that its supervisor is still there. */
+const PARENT_CHECK_INTERVAL_MS = 1000;
+
+/**
+ * A child of `hornbill up` (HORNBILL_SUPERVISOR_PID set to up's pid) stops as on SIGTERM
+ * when up is gone — killed with SIGKILL, say — instead of running on as an orphan: it is
+ * then re-parented, and its parent pid changes.
+ */
+function watchParent(stop: () => void): void {
+  const supervisor = Number(process.env.HORNBILL_SUPERVISOR_PID);
+  if (!Number.isInteger(supervisor) || supervisor <= 1 || process.ppid !== supervisor) return;
+  const timer = setInterval(() => {
+    if (process.ppid === supervisor) return;
+    clearInterval(timer);
+    process.stderr.write(
+      `${JSON.stringify({ time: new Date().toISOString(), level: 'warn', message: 'the supervising hornbill up is gone; stopping', supervisor })}\n`,
+    );
+    stop();
+  }, PARENT_CHECK_INTERVAL_MS);
+  timer.unref();
 }
 
 /** The one line a serving command prints on stdout when it is ready: what it listens on. */

@@ -149,7 +149,8 @@ export class SupervisedProcess {
     const args = this.options.args();
     const child = spawn(this.options.command, args, {
       cwd: this.options.cwd,
-      env: this.options.env ?? process.env,
+      // The child stops on its own if this process dies without stopping it (args.ts, watchParent).
+      env: { ...(this.options.env ?? process.env), HORNBILL_SUPERVISOR_PID: String(process.pid) },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: this.options.detached ?? true,
     });
