@@ -12,15 +12,14 @@
  * await manager.close();              // server, then controllers, then the store
  * ```
  *
- * The controllers (`src/controllers/index.ts`, `startControllers`) are loaded when that
- * module exists; without it the manager serves the store alone and says so in its log.
+ * The controllers (`src/controllers/index.ts`) run in the manager unless it is started with
+ * `--no-controllers` (the store and its APIs alone, for tests of the API layer).
  * Settings given at start (`--setting NAME=VALUE`) are written as Setting resources before
  * the controllers start, so that they act on them from their first reconcile.
  */
-import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { type RunningControllers, startControllers } from '../controllers/index.ts';
 import { isHornbillError } from '../errors.ts';
 import { createGraphQLServer, GRAPHQL_PATH, TokenStore } from '../graphql/index.ts';
 import type { Logger, LogLevel } from '../logging.ts';
@@ -61,16 +60,10 @@ export interface ManagerOptions {
    * supervisor starts it again. Default: logged only.
    */
   onStoreFailed?: (error: Error) => void;
-  /** Start the controllers when their module exists (default true). */
+  /** Run the controllers (default true). */
   controllers?: boolean;
   /** The GraphQL API's token file (hashed tokens; default `<storeDirectory>/api-tokens.json`). */
   tokensFile?: string;
-}
-
-/** What `startControllers` returns (src/controllers/index.ts). */
-interface RunningControllers {
-  stop(): Promise<void>;
-  idle(): Promise<void>;
 }
 
 export interface RunningManager {
@@ -89,32 +82,6 @@ export interface RunningManager {
 
 /** Where the manager and `hornbill up` keep the API tokens, in the store's folder. */
 export const TOKENS_FILE_NAME = 'api-tokens.json';
-
-const CONTROLLERS_MODULE = new URL('../controllers/index.ts', import.meta.url);
-
-type StartControllers = (options: {
-  store: ResourceStore;
-  namespace: string;
-  instanceManagers: ReadonlyArray<InstanceManagerEndpoint>;
-  log: (record: Record<string, unknown>) => void;
-}) => Promise<RunningControllers>;
-
-async function loadControllers(log: Logger): Promise<StartControllers | undefined> {
-  if (!fs.existsSync(fileURLToPath(CONTROLLERS_MODULE))) {
-    log(
-      'warn',
-      'no controllers in this build (src/controllers/index.ts is absent); serving the store only',
-      {},
-    );
-    return undefined;
-  }
-  const module = (await import(CONTROLLERS_MODULE.href)) as { startControllers?: StartControllers };
-  if (typeof module.startControllers !== 'function') {
-    log('warn', 'src/controllers/index.ts exports no startControllers; serving the store only', {});
-    return undefined;
-  }
-  return module.startControllers;
-}
 
 /** The GraphQL server logs records (`{level, message, …}`) too. */
 function recordSink(log: Logger): (record: Record<string, unknown>) => void {
@@ -172,8 +139,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   let graphql: ReturnType<typeof createGraphQLServer> | undefined;
   try {
     await applySettings(store, namespace, options.settings ?? {});
-    const startControllers = options.controllers === false ? undefined : await loadControllers(log);
-    if (startControllers !== undefined) {
+    if (options.controllers !== false) {
       controllers = await startControllers({
         store,
         namespace,
