@@ -126,6 +126,11 @@ export const ErrorCodes = {
     'The manager cannot be reached over HTTP (connection refused or broken, or the request timed out).',
   MANAGER_BAD_RESPONSE: 'The manager answered with something that is not the JSON the API promises.',
   MANAGER_LISTEN_FAILED: 'The manager could not listen on its HTTP address and port.',
+  // The manager in Kubernetes mode (src/manager/kubernetes-mode.ts).
+  MANAGER_RESOURCE_API_DISABLED:
+    'In Kubernetes mode the manager serves no resource API: the API server does (kubectl, with its RBAC); /graphql is served.',
+  MANAGER_LEADERSHIP_LOST:
+    'The manager lost the leader Lease while it ran the controllers; it stopped them and exits non-zero so that it restarts as a candidate.',
   PROCESS_START_FAILED:
     'A child process (manager or instance manager) exited before it printed its ready line, or did not print it in time.',
   // The GraphQL API (src/graphql/) and its bearer tokens.
@@ -207,6 +212,11 @@ export const ErrorCodes = {
   SHARE_MANAGER_LEASE_LOST:
     'The share manager lost its lease (another holder took it, or it could not renew before expiry); it stopped serving.',
   SHARE_MANAGER_LEASE_INVALID: 'The lease file cannot be read as the lease record Hornbill writes.',
+  // RWX hosting and the ShareManager controller (src/dataplane/instance-manager/share-manager-host.ts, src/controllers/share-manager/).
+  SHARE_MANAGER_DEVICE_UNAVAILABLE:
+    "A share manager was asked to export the volume's block device on a node that cannot attach devices (no --attach-devices, or no iscsiadm); only source directory is served there.",
+  SHARE_MANAGER_ADDRESS_EXHAUSTED:
+    'Every service address of the share-manager address range is taken by another ShareManager; widen the range.',
   // The operator CLI (src/cli/operator/): its GraphQL client, --watch and hornbill support-bundle.
   CLI_API_ERROR:
     'The GraphQL API answered with an error code this CLI does not know; the message quotes the code and its text.',

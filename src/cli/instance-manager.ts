@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { LinuxHostOperations } from '../csi/host/linux.ts';
 import { tapEngineLogs } from '../dataplane/instance-manager/engine-log-tap.ts';
 import { InstanceManagerGrpcServer } from '../dataplane/instance-manager/grpc-service.ts';
 import { InstanceManager } from '../dataplane/instance-manager/instance-manager.ts';
@@ -14,13 +15,16 @@ export const INSTANCE_MANAGER_USAGE = `Usage:
   hornbill instance-manager --node NAME --address IP --disk DIR [--disk DIR …]
                             [--grpc-port 8500] [--iscsi-port 3260] [--nbd-port 10809]
                             [--replica-ports 10000-10999] [--workers 0|1] [--metrics-port 9502]
+                            [--attach-devices]
       Runs the engines and replicas of one node and offers them to the control plane over
       gRPC (proto/instance-manager.proto, docs/instance-manager.md). Every server listens
       on --address: gRPC on --grpc-port, one iSCSI portal on --iscsi-port, one NBD server on
       --nbd-port, each replica on a port of --replica-ports (without it: any free port).
       Replica folders live in DIR/replicas/. --workers is the engines' default (1: each
       engine in its own worker thread). Prometheus metrics on --metrics-port (/metrics,
-      docs/metrics.md). Port 0 picks a free port. Prints one JSON line on
+      docs/metrics.md). --attach-devices lets RWX share managers log in to their volume's
+      iSCSI target and mount it (needs iscsiadm and mount rights; without it they export a
+      plain folder, docs/rwx.md). Port 0 picks a free port. Prints one JSON line on
       stdout when ready, logs to stderr, stops every instance cleanly on SIGTERM.`;
 
 export interface InstanceManagerFlags {
@@ -33,6 +37,7 @@ export interface InstanceManagerFlags {
   replicaPorts: PortRange | undefined;
   workers: 0 | 1;
   metricsPort: number;
+  attachDevices: boolean;
 }
 
 const NODE_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
@@ -63,6 +68,7 @@ export function parseInstanceManagerFlags(argv: string[]): InstanceManagerFlags 
       'replica-ports': { type: 'string' },
       workers: { type: 'string' },
       'metrics-port': { type: 'string' },
+      'attach-devices': { type: 'boolean' },
     },
     INSTANCE_MANAGER_USAGE,
   );
@@ -95,6 +101,7 @@ export function parseInstanceManagerFlags(argv: string[]): InstanceManagerFlags 
     replicaPorts,
     workers: workers === '0' ? 0 : 1,
     metricsPort: portFlag(values['metrics-port'], '--metrics-port', 9502),
+    attachDevices: values['attach-devices'] === true,
   };
 }
 
@@ -109,6 +116,7 @@ export async function instanceManagerCommand(argv: string[]): Promise<number> {
     iscsiPort: flags.iscsiPort,
     nbdPort: flags.nbdPort,
     defaultWorkers: flags.workers,
+    ...(flags.attachDevices ? { shareManagerDeviceHost: new LinuxHostOperations() } : {}),
     log,
     failpoint: process.env.HORNBILL_INSTANCE_FAILPOINT,
   });

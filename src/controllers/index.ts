@@ -11,6 +11,8 @@
  * await controllers.stop();
  * ```
  */
+import os from 'node:os';
+import path from 'node:path';
 import { isHornbillError } from '../errors.ts';
 import type { LogLevel } from '../logging.ts';
 import { Informer, type Kind, type ResourceOf, type ResourceStore } from '../resources/index.ts';
@@ -24,6 +26,7 @@ import {
 import { reconcileNode } from './node-controller.ts';
 import { reconcileReplica } from './replica-controller.ts';
 import { reconcileSetting, settingKeys } from './setting-controller.ts';
+import { startShareManagerController } from './share-manager/index.ts';
 import { reconcileSnapshot } from './snapshot-controller.ts';
 import { reconcileVolume } from './volume-controller.ts';
 import { type ReconcileResult, WorkQueue } from './work-queue.ts';
@@ -41,6 +44,11 @@ export interface ControllerOptions {
   }>;
   /** One JSON log record. */
   log: (record: Record<string, unknown>) => void;
+  /**
+   * Folder for the RWX share managers' lease files, seen by the manager and every node
+   * (embedded mode: all nodes are on this machine). Default: under the system's temp folder.
+   */
+  shareManagerLeaseDirectory?: string;
 }
 
 export interface RunningControllers {
@@ -150,6 +158,17 @@ export async function startControllers(options: ControllerOptions): Promise<Runn
   for (const name of settingKeys()) enqueue('setting', name);
   for (const endpoint of endpoints) enqueue('node', endpoint.nodeID);
   monitors.start();
+  const shareManagers = await startShareManagerController({
+    store,
+    namespace,
+    log,
+    instanceManagers: options.instanceManagers,
+    leaseDirectory:
+      options.shareManagerLeaseDirectory ??
+      path.join(os.tmpdir(), 'hornbill-share-manager-leases', namespace),
+    // NFSv4.0 too: userspace clients such as libnfs speak only 4.0 (kernel clients use 4.1).
+    nfsOptions: 'min-version=4.0',
+  });
   log({
     level: 'info',
     component: 'hornbill-controllers',
@@ -159,6 +178,7 @@ export async function startControllers(options: ControllerOptions): Promise<Runn
 
   return {
     async stop() {
+      await shareManagers.stop();
       monitors.stop();
       await Promise.all(informers.map((informer) => informer.stop().catch(() => {})));
       await Promise.all([...queues.values()].map((queue) => queue.stop()));
@@ -166,6 +186,7 @@ export async function startControllers(options: ControllerOptions): Promise<Runn
     async idle() {
       for (;;) {
         await Promise.all([...queues.values()].map((queue) => queue.idle()));
+        await shareManagers.idle();
         await new Promise((resolve) => setTimeout(resolve, 10));
         if ([...queues.values()].every((queue) => queue.length === 0)) return;
       }

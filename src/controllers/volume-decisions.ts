@@ -61,14 +61,25 @@ export function isFailed(replica: Replica): boolean {
 /**
  * Where the volume should be attached: the node of the attachment ticket that wins
  * (highest priority, then smallest id) when there are tickets, else spec.nodeID; '' for
- * detached. Also says whether the winning ticket asks for no frontend.
+ * detached. Also says whether the winning ticket asks for no frontend. An rwx volume is
+ * attached where its share manager runs: its workloads' csi-attacher tickets are served
+ * over NFS and do not move the block device (as in Longhorn).
  */
 export function desiredAttachment(
   volume: Volume,
   attachment: VolumeAttachment | undefined,
 ): { nodeID: string; disableFrontend: boolean; ticket?: AttachmentTicket } {
-  const ticket =
-    attachment === undefined ? undefined : selectAttachmentTicket(attachment.spec.attachmentTickets);
+  const tickets =
+    attachment === undefined
+      ? undefined
+      : volume.spec.accessMode === 'rwx'
+        ? Object.fromEntries(
+            Object.entries(attachment.spec.attachmentTickets).filter(
+              ([, ticket]) => ticket.type !== 'csi-attacher',
+            ),
+          )
+        : attachment.spec.attachmentTickets;
+  const ticket = tickets === undefined ? undefined : selectAttachmentTicket(tickets);
   if (ticket !== undefined) {
     return {
       nodeID: ticket.nodeID,

@@ -61,10 +61,14 @@ test('volume lifecycle: schedule, attach, write, move, read, delete, refuse bad 
   const { volume: unplaceable, replicas: none } = await waitForVolume(
     cluster,
     'unplaceable',
-    'Scheduled False',
+    'Scheduled False because no node matches',
+    // Until the nodes are Ready the reason is NoSchedulableNode; the scheduler retries.
     (volume) =>
       volume.status?.conditions?.some(
-        (condition) => condition.type === 'Scheduled' && condition.status === 'False',
+        (condition) =>
+          condition.type === 'Scheduled' &&
+          condition.status === 'False' &&
+          condition.reason === 'NoNodeMatchesSelector',
       ) === true,
   );
   assert.equal(none.length, 0);

@@ -8,6 +8,7 @@ import type { ReplicaInfo } from '../replica/replica-control.ts';
 import type { DiskStat } from './disk-stats.ts';
 import type { PurgeState } from './engine-instance.ts';
 import type { EngineStatusView, InstanceManagerInfo } from './instance-manager.ts';
+import type { ShareManagerView } from './share-manager-host.ts';
 import type { InstanceLogRecord, InstanceView } from './types.ts';
 
 type Message = Record<string, unknown>;
@@ -177,5 +178,31 @@ export function logRecordMessage(record: InstanceLogRecord): Message {
     message: record.message,
     details_json: JSON.stringify(record.details),
     source: record.source,
+  };
+}
+
+export function shareManagerMessage(view: ShareManagerView): Message {
+  return {
+    name: view.name,
+    kind: view.kind,
+    volume_name: view.volumeName,
+    state: view.state,
+    error_message: view.error?.message ?? '',
+    error_code: view.error?.code ?? '',
+    node_name: view.nodeName,
+    address: view.address,
+    port: view.port,
+    endpoint: view.endpoint,
+    pid: view.pid,
+    nfs_pid: view.nfsPid,
+    source: view.source,
+    export_path: view.exportPath,
+    device: view.device,
+    health_url: view.healthUrl,
+    lease_file: view.leaseFile,
+    start_to_ready_ms: view.startToReadyMs,
+    started_at: view.startedAt,
+    restart_count: view.restartCount,
+    update_sequence: view.updateSequence,
   };
 }

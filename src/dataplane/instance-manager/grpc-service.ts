@@ -21,6 +21,7 @@ import {
   logRecordMessage,
   purgeMessage,
   replicaInfoMessage,
+  shareManagerMessage,
   snapshotMessage,
 } from './grpc-messages.ts';
 import { instanceManagerService } from './grpc-proto.ts';
@@ -223,6 +224,49 @@ export class InstanceManagerGrpcServer {
       }),
       DiskStats: unary('DiskStats', async (request) => ({
         disks: (await manager.diskStats(request.disk_paths ?? [])).map(diskMessage),
+      })),
+      ...this.shareManagerHandlers(),
+    };
+  }
+
+  /** The share manager calls (share-manager-host.ts). */
+  private shareManagerHandlers(): UntypedServiceImplementation {
+    const unary = this.unary.bind(this);
+    const shareManagers = this.manager.shareManagers;
+    return {
+      CreateShareManager: unary('CreateShareManager', async (request) =>
+        shareManagerMessage(
+          await shareManagers.create({
+            name: request.name,
+            volumeName: request.volume_name,
+            address: request.address,
+            port: request.port,
+            source: request.source,
+            deviceEndpoint: request.device_endpoint,
+            fsType: request.fs_type,
+            nfsOptions: request.nfs_options,
+            leaseFile: request.lease_file,
+            leaseDurationSeconds: request.lease_duration_seconds,
+            diskPath: request.disk_path,
+          }),
+        ),
+      ),
+      StartShareManager: unary('StartShareManager', async (request) =>
+        shareManagerMessage(await shareManagers.start(request.name)),
+      ),
+      StopShareManager: unary('StopShareManager', async (request) =>
+        shareManagerMessage(await shareManagers.stop(request.name)),
+      ),
+      DeleteShareManager: unary('DeleteShareManager', async (request) => {
+        const result = await shareManagers.delete(request.name, request.remove_data === true);
+        return { found: result.found, data_removed: result.dataRemoved };
+      }),
+      GetShareManager: unary('GetShareManager', (request) =>
+        shareManagerMessage(shareManagers.get(request.name)),
+      ),
+      ListShareManagers: unary('ListShareManagers', () => ({
+        share_managers: shareManagers.list().map(shareManagerMessage),
+        can_attach_devices: shareManagers.canAttachDevices,
       })),
     };
   }

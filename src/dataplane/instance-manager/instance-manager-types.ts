@@ -1,4 +1,5 @@
 /** Options, info and result shapes of the instance manager (instance-manager.ts). */
+import type { HostOperations } from '../../csi/host/types.ts';
 import type { Logger } from '../../logging.ts';
 import type { EngineControlStatus, PurgeState } from './engine-instance.ts';
 import type { PortRange } from './port-allocator.ts';
@@ -41,6 +42,14 @@ export interface InstanceManagerOptions {
    * offset; `replica-hang-on-write:…` makes it spin forever instead.
    */
   failpoint?: string;
+  /**
+   * Host operations able to log in to iSCSI targets and mount (the CLI's --attach-devices on
+   * a host with iscsiadm): share managers may then export the volume's block device. Absent:
+   * share managers export a plain directory only (share-manager-host.ts).
+   */
+  shareManagerDeviceHost?: HostOperations;
+  /** The command that runs `hornbill share-manager` (default: this Node with bin/hornbill.mjs). */
+  shareManagerCommand?: string[];
 }
 
 export interface InstanceManagerInfo {

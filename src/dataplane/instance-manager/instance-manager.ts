@@ -27,6 +27,7 @@ import { PortAllocator } from './port-allocator.ts';
 import { ReplicaFolders } from './replica-folders.ts';
 import { ReplicaInstance } from './replica-instance.ts';
 import type { ReplicaFailpoint } from './replica-thread.ts';
+import { ShareManagerHost } from './share-manager-host.ts';
 import type { InstanceEvent, InstanceKind, InstanceView, LogSource } from './types.ts';
 import {
   bandwidth,
@@ -96,6 +97,8 @@ export class InstanceManager {
     this.log('info', 'replica folder removed', { directory });
   });
   private closing = false;
+  /** The node's share managers (RWX NFS servers): listed apart from engines and replicas. */
+  readonly shareManagers: ShareManagerHost;
 
   private constructor(options: InstanceManagerOptions, diskIds: Map<string, string>, frontends: Frontends) {
     this.options = options;
@@ -122,6 +125,13 @@ export class InstanceManager {
       log: (instance, level, message, details, source) =>
         this.record(instance, level, message, details, source),
     };
+    this.shareManagers = new ShareManagerHost({
+      nodeName: options.nodeName,
+      disks: this.disks,
+      log: this.log,
+      deviceHost: options.shareManagerDeviceHost,
+      command: options.shareManagerCommand,
+    });
   }
 
   /** Prepares the disks and starts the iSCSI portal and the NBD server on the node address. */
@@ -179,6 +189,9 @@ export class InstanceManager {
         reservedReplicaPorts: this.ports.reservedPorts.length,
         iscsiConnections: this.frontends.iscsi.connectionCount,
         nbdConnections: this.frontends.nbd.stats().connectionsOpen,
+        ...this.shareManagers.counters,
+        shareManagers: this.shareManagers.size,
+        shareManagerDeviceAttach: this.shareManagers.canAttachDevices ? 1 : 0,
       },
     };
   }
@@ -489,6 +502,8 @@ export class InstanceManager {
   async close(): Promise<void> {
     if (this.closing) return;
     this.closing = true;
+    // Share managers first: one exporting a device uses this node's engine.
+    await this.shareManagers.close();
     const all = [...this.instances.values()];
     const stopAll = (kind: InstanceKind) =>
       Promise.all(

@@ -128,6 +128,38 @@ test('the attachment ticket with the highest priority wins over spec.nodeID', ()
   assert.equal(desiredAttachment(volume(), empty).nodeID, '', 'no ticket and no spec.nodeID: detached');
 });
 
+test('an rwx volume attaches where its share manager is: workload csi-attacher tickets do not move it', () => {
+  const ticket = (id: string, type: string, nodeID: string) => ({
+    id,
+    type,
+    nodeID,
+    parameters: {},
+    generation: 0,
+  });
+  const attachment = {
+    spec: {
+      volume: 'vol',
+      attachmentTickets: {
+        'a-workload': ticket('a-workload', 'csi-attacher', 'node-1'),
+        'share-manager-vol': ticket('share-manager-vol', 'share-manager', 'node-3'),
+      },
+    },
+  } as unknown as VolumeAttachment;
+  assert.equal(desiredAttachment(volume({ accessMode: 'rwx' }), attachment).nodeID, 'node-3');
+  assert.equal(
+    desiredAttachment(volume({ accessMode: 'rwo' }), attachment).nodeID,
+    'node-1',
+    'rwo: the tie on priority goes to the smaller id',
+  );
+  const workloadsOnly = {
+    spec: {
+      volume: 'vol',
+      attachmentTickets: { 'a-workload': ticket('a-workload', 'csi-attacher', 'node-1') },
+    },
+  } as unknown as VolumeAttachment;
+  assert.equal(desiredAttachment(volume({ accessMode: 'rwx' }), workloadsOnly).nodeID, '');
+});
+
 test('an engine starts with the replicas that hold data; a new volume with all', () => {
   const ready = new Set(['node-1', 'node-2', 'node-3']);
   const fresh = [replica('a'), replica('b', { nodeID: 'node-2' }), replica('c', { nodeID: 'node-9' })];

@@ -219,6 +219,7 @@ describe('command line', () => {
       replicaPorts: undefined,
       workers: 1,
       metricsPort: 9502,
+      attachDevices: false,
     });
   });
 
@@ -241,6 +242,7 @@ describe('command line', () => {
       '0',
     ]);
     assert.equal(flags.metricsPort, 0);
+    assert.equal(parseInstanceManagerFlags([...base, '--attach-devices']).attachDevices, true);
     assert.deepEqual(flags.disks, ['/data/d1', '/data/d2']);
     assert.deepEqual(flags.replicaPorts, { first: 10000, last: 10999 });
     assert.equal(flags.workers, 0);

@@ -1,0 +1,190 @@
+/**
+ * The ShareManager controller (docs/rwx.md): gives every Volume with accessMode `rwx` a
+ * ShareManager, runs its NFS server (`hornbill share-manager` hosted by the instance manager
+ * of the chosen node) on a stable service address, attaches the volume there with a
+ * `share-manager` attachment ticket, and moves it to another node when its node goes away and
+ * its lease expires. Self-contained: its own informers (Volume, ShareManager, Node,
+ * VolumeAttachment), its own work queue (key: volume name), its own instance manager clients.
+ *
+ * ```ts
+ * const shares = await startShareManagerController({ store, namespace: 'hornbill-system', log,
+ *   instanceManagers: [{ nodeID: 'node-1', grpcAddress: '127.0.0.11:8500' }],
+ *   leaseDirectory: '/var/lib/hornbill/share-manager-leases' });
+ * await shares.idle();
+ * await shares.stop();
+ * ```
+ */
+import { InstanceManagerClient } from '../../dataplane/instance-manager/grpc-client.ts';
+import { isHornbillError } from '../../errors.ts';
+import type { LogLevel } from '../../logging.ts';
+import { Informer, type Kind, type ResourceOf, type ResourceStore } from '../../resources/index.ts';
+import { createContext } from '../context.ts';
+import { InstanceManagerMonitors } from '../instance-manager-monitor.ts';
+import { WorkQueue } from '../work-queue.ts';
+import { DEFAULT_SERVICE_NETWORK, parseServiceNetwork } from './decisions.ts';
+import { reconcileShareManager } from './reconcile.ts';
+import {
+  ADDRESS_ANNOTATION,
+  AddressAllocator,
+  COMPONENT,
+  LeaseWatch,
+  type ShareManagerWorld,
+  shareManagerInstanceName,
+} from './world.ts';
+
+export interface ShareManagerControllerOptions {
+  store: ResourceStore;
+  namespace: string;
+  log: (record: Record<string, unknown>) => void;
+  /** The instance managers by node (ControllerOptions.instanceManagers fits). */
+  instanceManagers?: ReadonlyArray<{ nodeID: string; grpcAddress: string }>;
+  /** Or a client per node, owned by the caller (tests). */
+  instanceManagerClient?: (nodeID: string) => InstanceManagerClient | undefined;
+  /**
+   * Where the share managers' lease files live: a folder the controller and every node's share
+   * managers see (in `hornbill up`, e.g. `<data>/share-manager-leases`; in Kubernetes a
+   * Lease object replaces it).
+   */
+  leaseDirectory: string;
+  /** Service addresses are taken from this network (default 127.200.0.0/16). */
+  serviceNetwork?: string;
+  /** NFS port of every share manager (default 2049, a Service's port). */
+  nfsPort?: number;
+  /** The share managers' lease (default 15 s; Longhorn's fast failover uses a Lease too). */
+  leaseDurationSeconds?: number;
+  /** `hornbill share-manager --nfs-options` (default '': NFSv4.1+; 'min-version=4.0' admits libnfs clients). */
+  nfsOptions?: string;
+  /** How often a running share manager is probed (default 1000 ms). */
+  pollIntervalMs?: number;
+  /** Reconciles at once (default 2). */
+  workers?: number;
+}
+
+export interface RunningShareManagerController {
+  stop(): Promise<void>;
+  /** Resolves when the queue is empty and no reconcile runs (for tests). */
+  idle(): Promise<void>;
+}
+
+export async function startShareManagerController(
+  options: ShareManagerControllerOptions,
+): Promise<RunningShareManagerController> {
+  const { store, namespace, log } = options;
+  const network = parseServiceNetwork(options.serviceNetwork ?? DEFAULT_SERVICE_NETWORK);
+  const nfsPort = options.nfsPort ?? 2049;
+  const leaseDurationSeconds = options.leaseDurationSeconds ?? 15;
+  const ownClients = new Map<string, InstanceManagerClient>();
+  for (const manager of options.instanceManagers ?? [])
+    ownClients.set(manager.nodeID, new InstanceManagerClient(manager.grpcAddress, { deadlineMs: 60_000 }));
+  const clientOf = (nodeID: string) => options.instanceManagerClient?.(nodeID) ?? ownClients.get(nodeID);
+  const leases = new LeaseWatch({ leaseDirectory: options.leaseDirectory, leaseDurationSeconds });
+  const allocator = new AddressAllocator({ network, store, namespace });
+  const healthyAt = new Map<string, number>();
+  // The shared event recorder; this controller needs no monitors of its own.
+  const context = createContext({
+    store,
+    namespace,
+    monitors: new InstanceManagerMonitors([], () => {}),
+    log,
+    enqueue: () => {},
+  });
+  const world: ShareManagerWorld = {
+    store,
+    namespace,
+    nfsPort,
+    pollIntervalMs: options.pollIntervalMs ?? 1_000,
+    hasInstanceManager: (nodeID) => clientOf(nodeID) !== undefined,
+    instanceManagerClient: clientOf,
+    allocateAddress: (volume) => allocator.allocate(volume),
+    leaseFile: (volume) => leases.file(volume),
+    leaseState: (volume) => leases.state(volume),
+    breakLease: (volume) => leases.breakExpired(volume),
+    markHealthy: (volume) => healthyAt.set(volume, Date.now()),
+    lastHealthyMs: (volume) => healthyAt.get(volume),
+    forget: (volume) => {
+      healthyAt.delete(volume);
+      leases.forget(volume);
+    },
+    createRequest: (volume, shareManager, deviceEndpoint) => ({
+      name: shareManagerInstanceName(volume.metadata.name),
+      volume_name: volume.metadata.name,
+      address: shareManager.metadata.annotations?.[ADDRESS_ANNOTATION] ?? '',
+      port: nfsPort,
+      source: deviceEndpoint === '' ? 'directory' : 'device',
+      device_endpoint: deviceEndpoint,
+      fs_type: 'ext4',
+      nfs_options: options.nfsOptions ?? '',
+      lease_file: leases.file(volume.metadata.name),
+      lease_duration_seconds: leaseDurationSeconds,
+    }),
+    event: (object, type, reason, message, eventOptions) =>
+      context.event(object, type, reason, message, COMPONENT, eventOptions),
+  };
+  const queue = new WorkQueue({
+    name: 'share-manager',
+    workers: options.workers ?? 2,
+    reconcile: (key) => reconcileShareManager(world, key),
+    onError: (key, error, retryInMs) => {
+      const conflict =
+        isHornbillError(error, 'RESOURCE_CONFLICT') || isHornbillError(error, 'RESOURCE_ALREADY_EXISTS');
+      log({
+        level: conflict ? 'debug' : 'warn',
+        component: COMPONENT,
+        message: 'reconcile failed; retrying',
+        key,
+        retryInMs,
+        error: error instanceof Error ? error.message : String(error),
+        code: isHornbillError(error) ? error.code : undefined,
+      });
+    },
+  });
+  const logger = (level: LogLevel, message: string, details: Record<string, unknown>) =>
+    log({ level, component: 'hornbill-informer', message, ...details });
+  const informers: Informer<Kind>[] = [];
+  const watch = <K extends Kind>(kind: K, keys: (object: ResourceOf<K>) => string[]) => {
+    const informer = new Informer(store, kind, { namespace, logger });
+    const handler = (object: ResourceOf<K>) => {
+      for (const key of keys(object)) queue.add(key);
+    };
+    informer.addHandler({ added: handler, modified: handler, deleted: handler });
+    informers.push(informer as unknown as Informer<Kind>);
+    return informer;
+  };
+  const shareManagers = watch('ShareManager', (shareManager) => [shareManager.spec.volumeName]);
+  // Every rwx volume, and any volume that has a ShareManager (an access mode changed away from rwx).
+  watch('Volume', (volume) =>
+    volume.spec.accessMode === 'rwx' ||
+    shareManagers.list().some((item) => item.metadata.name === volume.metadata.name)
+      ? [volume.metadata.name]
+      : [],
+  );
+  watch('VolumeAttachment', (attachment) =>
+    shareManagers.list().some((item) => item.metadata.name === attachment.spec.volume)
+      ? [attachment.spec.volume]
+      : [],
+  );
+  watch('Node', () => shareManagers.list().map((item) => item.metadata.name));
+  queue.start();
+  await Promise.all(informers.map((informer) => informer.start()));
+  log({
+    level: 'info',
+    component: COMPONENT,
+    message: 'share manager controller started',
+    serviceNetwork: options.serviceNetwork ?? DEFAULT_SERVICE_NETWORK,
+    nfsPort,
+  });
+  return {
+    async stop() {
+      await Promise.all(informers.map((informer) => informer.stop().catch(() => {})));
+      await queue.stop();
+      for (const client of ownClients.values()) client.close();
+    },
+    async idle() {
+      for (;;) {
+        await queue.idle();
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        if (queue.length === 0) return;
+      }
+    },
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * What a CreateShareManager request asks for, validated (DESIGN.md §8), and the paths a share
+ * manager of this node uses:
+ *
+ * - state (ganesha's config, log, recovery records): `<disk>/share-managers/<volume>/`
+ * - export, when the source is a directory: `<disk>/share-exports/<volume>/`
+ * - mount point, when the source is the volume's block device: `<state>/mount`
+ *
+ * Every path is built here from a disk of this instance manager and a checked volume name;
+ * only the lease file comes from the request (it must be where the controller reads it, in a
+ * folder every node shares in embedded mode), and it is checked to be an absolute, normalized
+ * `.json` path of plain characters.
+ */
+import path from 'node:path';
+import { parseIscsiEndpoint } from '../../csi/host/types.ts';
+import type { HornbillError as HornbillErrorType } from '../../errors.ts';
+import { HornbillError, isHornbillError } from '../../errors.ts';
+import { checkAddress, parseNfsOptions } from '../../share-manager/index.ts';
+import { diskPath, instanceName, volumeName } from './validation.ts';
+
+export type ShareSourceKind = 'directory' | 'device';
+export const SHARE_FILESYSTEMS = ['ext4', 'xfs'] as const;
+export type ShareFilesystem = (typeof SHARE_FILESYSTEMS)[number];
+
+export const LEASE_DURATION_SECONDS_DEFAULT = 15;
+export const LEASE_DURATION_SECONDS_MIN = 3;
+export const LEASE_DURATION_SECONDS_MAX = 300;
+const SAFE_PATH = /^[A-Za-z0-9._\-+@/]+$/;
+const PATH_CHARS_MAX = 1024;
+
+export interface ShareManagerSpec {
+  name: string;
+  volumeName: string;
+  /** The stable service address ganesha binds (any 127/8 address on loopback). */
+  address: string;
+  port: number;
+  source: ShareSourceKind;
+  /** The volume's engine target (`iscsi://host:port/iqn/lun`), for source `device`. */
+  deviceEndpoint: string;
+  fsType: ShareFilesystem;
+  /** `--nfs-options` as given (validated by the share manager's own parser). */
+  nfsOptions: string;
+  leaseFile: string;
+  leaseDurationSeconds: number;
+  /** The disk holding the state folder (and the export folder). */
+  diskPath: string;
+}
+
+export interface ShareManagerSpecInput {
+  name?: unknown;
+  volumeName?: unknown;
+  address?: unknown;
+  port?: unknown;
+  source?: unknown;
+  deviceEndpoint?: unknown;
+  fsType?: unknown;
+  nfsOptions?: unknown;
+  leaseFile?: unknown;
+  leaseDurationSeconds?: unknown;
+  diskPath?: unknown;
+}
+
+function invalid(field: string, reason: string, value?: unknown): HornbillErrorType {
+  return new HornbillError('INVALID_ARGUMENT', `${field} ${reason}`, {
+    field,
+    ...(value === undefined ? {} : { value: typeof value === 'string' ? value.slice(0, 120) : value }),
+  });
+}
+
+function optionalText(value: unknown, field: string): string {
+  if (value === undefined || value === null) return '';
+  if (typeof value !== 'string') throw invalid(field, 'must be a string');
+  return value;
+}
+
+/** Turns the share manager's own SHARE_MANAGER_CONFIG_INVALID into INVALID_ARGUMENT naming the proto field. */
+function asArgument<T>(field: string, check: () => T): T {
+  try {
+    return check();
+  } catch (error) {
+    if (isHornbillError(error, 'SHARE_MANAGER_CONFIG_INVALID')) throw invalid(field, error.message);
+    throw error;
+  }
+}
+
+export function shareManagerSpec(input: ShareManagerSpecInput, disks: readonly string[]): ShareManagerSpec {
+  const name = instanceName(input.name);
+  const volume = volumeName(input.volumeName);
+  const address = asArgument('address', () =>
+    checkAddress(optionalText(input.address, 'address'), 'address'),
+  );
+  const port = input.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
+    throw invalid('port', 'must be a port 1-65535', port);
+  const source = optionalText(input.source, 'source') || 'directory';
+  if (source !== 'directory' && source !== 'device')
+    throw invalid('source', 'must be directory or device', source);
+  const deviceEndpoint = optionalText(input.deviceEndpoint, 'device_endpoint');
+  if (source === 'device' && parseIscsiEndpoint(deviceEndpoint) === undefined)
+    throw invalid('device_endpoint', 'must be iscsi://HOST:PORT/IQN/LUN for source device', deviceEndpoint);
+  if (source === 'directory' && deviceEndpoint !== '')
+    throw invalid('device_endpoint', 'goes with source device only', deviceEndpoint);
+  const fsType = optionalText(input.fsType, 'fs_type') || 'ext4';
+  if (!(SHARE_FILESYSTEMS as readonly string[]).includes(fsType))
+    throw invalid('fs_type', 'must be ext4 or xfs', fsType);
+  const nfsOptions = optionalText(input.nfsOptions, 'nfs_options');
+  asArgument('nfs_options', () => parseNfsOptions(nfsOptions));
+  const leaseFile = optionalText(input.leaseFile, 'lease_file');
+  if (
+    leaseFile.length > PATH_CHARS_MAX ||
+    !path.isAbsolute(leaseFile) ||
+    path.normalize(leaseFile) !== leaseFile ||
+    !SAFE_PATH.test(leaseFile) ||
+    !leaseFile.endsWith('.json')
+  )
+    throw invalid(
+      'lease_file',
+      'must be an absolute, normalized path of A-Z a-z 0-9 . _ - + @ / ending in .json',
+      leaseFile,
+    );
+  const duration =
+    input.leaseDurationSeconds === undefined || input.leaseDurationSeconds === 0
+      ? LEASE_DURATION_SECONDS_DEFAULT
+      : input.leaseDurationSeconds;
+  if (
+    typeof duration !== 'number' ||
+    !Number.isInteger(duration) ||
+    duration < LEASE_DURATION_SECONDS_MIN ||
+    duration > LEASE_DURATION_SECONDS_MAX
+  )
+    throw invalid(
+      'lease_duration_seconds',
+      `must be ${LEASE_DURATION_SECONDS_MIN}-${LEASE_DURATION_SECONDS_MAX} (0: ${LEASE_DURATION_SECONDS_DEFAULT})`,
+      duration,
+    );
+  const disk = optionalText(input.diskPath, 'disk_path') === '' ? disks[0] : diskPath(input.diskPath, disks);
+  return {
+    name,
+    volumeName: volume,
+    address,
+    port,
+    source,
+    deviceEndpoint,
+    fsType: fsType as ShareFilesystem,
+    nfsOptions,
+    leaseFile,
+    leaseDurationSeconds: duration,
+    diskPath: disk,
+  };
+}
+
+export function sameShareManagerSpec(a: ShareManagerSpec, b: ShareManagerSpec): boolean {
+  return (Object.keys(a) as (keyof ShareManagerSpec)[]).every((key) => a[key] === b[key]);
+}
+
+/** Where a share manager of `volume` keeps its state on `disk`. */
+export function shareStateDirectory(disk: string, volume: string): string {
+  return path.join(disk, 'share-managers', volume);
+}
+
+/** The folder a directory-source share manager exports: a plain folder, not the volume. */
+export function shareExportDirectory(disk: string, volume: string): string {
+  return path.join(disk, 'share-exports', volume);
+}
+
+/** `hornbill share-manager` arguments for a spec (after the command itself). */
+export function shareManagerArguments(
+  spec: ShareManagerSpec,
+  options: { nodeName: string; device?: string; startTimeoutSeconds?: number },
+): string[] {
+  const stateDirectory = shareStateDirectory(spec.diskPath, spec.volumeName);
+  const source =
+    spec.source === 'directory'
+      ? ['--export-dir', shareExportDirectory(spec.diskPath, spec.volumeName)]
+      : ['--device', options.device ?? '', '--fs-type', spec.fsType];
+  return [
+    ...['--volume', spec.volumeName, '--address', spec.address, '--port', String(spec.port)],
+    ...['--state-dir', stateDirectory, ...source],
+    ...(spec.nfsOptions === '' ? [] : ['--nfs-options', spec.nfsOptions]),
+    ...['--lease-file', spec.leaseFile, '--lease-duration', `${spec.leaseDurationSeconds}s`],
+    ...['--lease-identity', `${options.nodeName}/${spec.name}`],
+    ...['--lease-wait', `${spec.leaseDurationSeconds * 2}s`],
+    ...['--start-timeout', `${options.startTimeoutSeconds ?? 30}s`],
+  ];
+}

@@ -1,0 +1,244 @@
+/**
+ * The ShareManager reconcile against a real store (embedded, Kubernetes semantics) with fake
+ * instance managers and a controlled clock: create → node chosen → ticket → wait for attach →
+ * CreateShareManager → running (endpoint, DataSource False, Volume share status); a failed
+ * share manager is started again in place; an unreachable node is waited for until the lease
+ * expires, then the lease is broken and the share manager moves (ticket, annotations, the
+ * ShareManagerFailover Event); accessMode changed away from rwx tears it down without waiting
+ * for a node that is down.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import {
+  inServiceNetwork,
+  parseServiceNetwork,
+} from '../../../../src/controllers/share-manager/decisions.ts';
+import { reconcileShareManager } from '../../../../src/controllers/share-manager/reconcile.ts';
+import {
+  ADDRESS_ANNOTATION,
+  AddressAllocator,
+  LAST_FAILOVER_SECONDS_ANNOTATION,
+  LeaseWatch,
+  PREVIOUS_NODES_ANNOTATION,
+  type ShareManagerWorld,
+} from '../../../../src/controllers/share-manager/world.ts';
+import type { InstanceManagerClient } from '../../../../src/dataplane/instance-manager/grpc-client.ts';
+import { HornbillError } from '../../../../src/errors.ts';
+import { type ResourceStore, setCondition } from '../../../../src/resources/index.ts';
+import { openEmbeddedStore } from '../../../../src/resources/store/embedded.ts';
+import { tempDirectory } from '../../../helpers/temp.ts';
+
+const namespace = 'hornbill-system';
+
+/** An instance manager that answers from memory, or not at all. */
+class FakeInstanceManager {
+  reachable = true;
+  readonly shares = new Map<string, Record<string, unknown>>();
+  readonly calls: string[] = [];
+  readonly node: string;
+
+  constructor(node: string) {
+    this.node = node;
+  }
+
+  client(): InstanceManagerClient {
+    return {
+      call: async (method: string, request: Record<string, unknown> = {}) => {
+        this.calls.push(method);
+        if (!this.reachable) throw new HornbillError('INSTANCE_MANAGER_UNREACHABLE', `${this.node} is gone`);
+        const name = String(request.name);
+        if (method === 'ListShareManagers')
+          return { share_managers: [...this.shares.values()], can_attach_devices: false };
+        if (method === 'CreateShareManager') {
+          const instance = {
+            name,
+            state: 'running',
+            node_name: this.node,
+            source: 'directory',
+            export_path: `/disk/${this.node}/share-exports/${request.volume_name}`,
+            endpoint: `nfs://${request.address}:${request.port}/${request.volume_name}`,
+          };
+          this.shares.set(name, instance);
+          return instance;
+        }
+        if (method === 'DeleteShareManager') return { found: this.shares.delete(name), data_removed: false };
+        throw new Error(`unexpected call ${method}`);
+      },
+    } as unknown as InstanceManagerClient;
+  }
+}
+
+async function setNodeReady(store: ResourceStore, name: string, status: 'True' | 'False') {
+  const node = await store.get({ kind: 'Node', namespace, name });
+  let conditions = setCondition(node.status?.conditions, {
+    type: 'Ready',
+    status,
+    reason: 'Test',
+    message: '',
+  });
+  conditions = setCondition(conditions, { type: 'Schedulable', status, reason: 'Test', message: '' });
+  await store.updateStatus({ ...node, status: { ...node.status, conditions } });
+}
+
+async function setAttached(store: ResourceStore, nodeID: string) {
+  const volume = await store.get({ kind: 'Volume', namespace, name: 'vol' });
+  await store.updateStatus({
+    ...volume,
+    status: { ...volume.status, state: 'attached', currentNodeID: nodeID, endpoint: `nbd://${nodeID}:1/vol` },
+  });
+}
+
+test('share manager reconcile: start, restart in place, fail over on lease expiry, tear down', async (t) => {
+  const directory = tempDirectory(t, 'hornbill-sm-reconcile-');
+  const store = await openEmbeddedStore({ directory: path.join(directory, 'state') });
+  t.after(() => store.close());
+  let nowMs = Date.now();
+  const managers = new Map(['node-1', 'node-2'].map((node) => [node, new FakeInstanceManager(node)]));
+  const leases = new LeaseWatch({ leaseDirectory: path.join(directory, 'leases'), leaseDurationSeconds: 3 });
+  const network = parseServiceNetwork('127.201.0.0/16');
+  const allocator = new AddressAllocator({ network, store, namespace });
+  const events: string[] = [];
+  let healthyAt: number | undefined;
+  const world: ShareManagerWorld = {
+    store,
+    namespace,
+    nfsPort: 2049,
+    pollIntervalMs: 1000,
+    hasInstanceManager: (node) => managers.has(node),
+    instanceManagerClient: (node) => managers.get(node)?.client(),
+    allocateAddress: (volume) => allocator.allocate(volume),
+    leaseFile: (volume) => leases.file(volume),
+    leaseState: (volume) => leases.state(volume, nowMs),
+    breakLease: (volume) => leases.breakExpired(volume, nowMs),
+    markHealthy: () => {
+      healthyAt = nowMs;
+    },
+    lastHealthyMs: () => healthyAt,
+    forget: (volume) => leases.forget(volume),
+    createRequest: (volume, shareManager) => ({
+      name: `share-manager-${volume.metadata.name}`,
+      volume_name: volume.metadata.name,
+      address: shareManager.metadata.annotations?.[ADDRESS_ANNOTATION],
+      port: 2049,
+    }),
+    event: async (_object, _type, reason) => {
+      events.push(reason);
+    },
+  };
+  for (const name of managers.keys()) {
+    await store.create({ kind: 'Node', metadata: { name, namespace }, spec: {} });
+    await setNodeReady(store, name, 'True');
+  }
+  await store.create({
+    kind: 'Volume',
+    metadata: { name: 'vol', namespace },
+    spec: { size: '16Mi', accessMode: 'rwx' },
+  });
+  await store.create({
+    kind: 'VolumeAttachment',
+    metadata: { name: 'vol', namespace },
+    spec: { volume: 'vol' },
+  });
+  const shareManager = () => store.get({ kind: 'ShareManager', namespace, name: 'vol' });
+  const reconcile = () => reconcileShareManager(world, 'vol');
+
+  // Created with an address of the network; a node is chosen; the ticket names it.
+  await reconcile();
+  const address = (await shareManager()).metadata.annotations?.[ADDRESS_ANNOTATION] ?? '';
+  assert.ok(inServiceNetwork(network, address), address);
+  await reconcile();
+  assert.deepEqual((await shareManager()).status?.nodeID, 'node-1');
+  await reconcile();
+  const attachment = await store.get({ kind: 'VolumeAttachment', namespace, name: 'vol' });
+  assert.equal(attachment.spec.attachmentTickets['share-manager-vol']?.nodeID, 'node-1');
+  assert.equal(attachment.spec.attachmentTickets['share-manager-vol']?.type, 'share-manager');
+  assert.equal((await shareManager()).status?.state, 'starting');
+  assert.ok(
+    !managers.get('node-1')!.calls.includes('CreateShareManager'),
+    'not before the volume is attached',
+  );
+
+  // Attached there → started → running.
+  await setAttached(store, 'node-1');
+  await reconcile();
+  let current = await shareManager();
+  assert.equal(current.status?.state, 'running');
+  assert.equal(current.status?.endpoint, `nfs://${address}:2049/vol`);
+  const dataSource = current.status?.conditions?.find((condition) => condition.type === 'DataSource');
+  assert.equal(dataSource?.status, 'False');
+  assert.equal(dataSource?.reason, 'DirectoryExport');
+  let volume = await store.get({ kind: 'Volume', namespace, name: 'vol' });
+  assert.equal(volume.status?.shareEndpoint, `nfs://${address}:2049/vol`);
+  assert.equal(volume.status?.shareState, 'running');
+
+  // Failed in place → started again there.
+  managers.get('node-1')!.shares.get('share-manager-vol')!.state = 'error';
+  await reconcile();
+  assert.equal(managers.get('node-1')!.calls.filter((call) => call === 'CreateShareManager').length, 2);
+
+  // Node 1 stops answering while its lease is fresh: wait, still running, Ready Unknown.
+  fs.mkdirSync(path.join(directory, 'leases'), { recursive: true });
+  fs.writeFileSync(
+    leases.file('vol'),
+    JSON.stringify({
+      holderIdentity: 'node-1/share-manager-vol',
+      leaseDurationSeconds: 3,
+      leaseTransitions: 0,
+      resourceVersion: '7',
+      renewTimeMs: nowMs,
+    }),
+  );
+  managers.get('node-1')!.reachable = false;
+  const result = await reconcile();
+  current = await shareManager();
+  assert.equal(current.status?.state, 'running');
+  assert.equal(current.status?.nodeID, 'node-1');
+  assert.equal(
+    current.status?.conditions?.find((condition) => condition.type === 'Ready')?.status,
+    'Unknown',
+  );
+  assert.ok((result.requeueAfterMs ?? 0) > 0);
+
+  // The lease expires by the controller's clock → broken, moved to node 2.
+  nowMs += 3_100;
+  await reconcile();
+  current = await shareManager();
+  assert.equal(current.status?.nodeID, 'node-2');
+  assert.equal(current.status?.state, 'starting');
+  assert.equal(current.metadata.annotations?.[PREVIOUS_NODES_ANNOTATION], 'node-1');
+  assert.equal(JSON.parse(fs.readFileSync(leases.file('vol'), 'utf8')).holderIdentity, '', 'lease broken');
+  assert.ok(events.includes('ShareManagerMoving'));
+  await reconcile(); // ticket moves
+  assert.equal(
+    (await store.get({ kind: 'VolumeAttachment', namespace, name: 'vol' })).spec.attachmentTickets[
+      'share-manager-vol'
+    ]?.nodeID,
+    'node-2',
+  );
+  await setAttached(store, 'node-2');
+  nowMs += 1_000;
+  await reconcile();
+  current = await shareManager();
+  assert.equal(current.status?.state, 'running');
+  assert.equal(current.status?.endpoint, `nfs://${address}:2049/vol`, 'the same address on the new node');
+  assert.ok(current.metadata.annotations?.[LAST_FAILOVER_SECONDS_ANNOTATION] !== undefined);
+  assert.ok(events.includes('ShareManagerFailover'));
+
+  // rwo: torn down; node 1 is down, so it is not waited for.
+  await setNodeReady(store, 'node-1', 'False');
+  volume = await store.get({ kind: 'Volume', namespace, name: 'vol' });
+  await store.update({ ...volume, spec: { ...volume.spec, accessMode: 'rwo' } });
+  await reconcile();
+  assert.equal((await store.list('ShareManager', { namespace })).items.length, 0);
+  assert.equal(managers.get('node-2')!.shares.size, 0);
+  assert.deepEqual(
+    (await store.get({ kind: 'VolumeAttachment', namespace, name: 'vol' })).spec.attachmentTickets,
+    {},
+  );
+  volume = await store.get({ kind: 'Volume', namespace, name: 'vol' });
+  assert.equal(volume.status?.shareEndpoint, undefined);
+  assert.equal(volume.status?.shareState, undefined);
+  assert.equal(fs.existsSync(leases.file('vol')), false);
+});
