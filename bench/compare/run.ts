@@ -304,8 +304,17 @@ async function main(): Promise<number> {
       settings.output,
       `${JSON.stringify({ settings, localEngine, elapsedSeconds, results }, null, 2)}\n`,
     );
-  if (settings.writeResults)
-    writeResultsSection('compare', 'Hornbill against its peers (bench/compare, issue 7)', body);
+  if (settings.writeResults) {
+    // The kbench set is issue 7's table; issue 4's frontend set has a section of its own.
+    const frontends = settings.profiles.join(',') === 'frontends';
+    writeResultsSection(
+      frontends ? 'frontends' : 'compare',
+      frontends
+        ? 'iSCSI and NBD frontends against tgtd and qemu-nbd (bench/compare --profiles frontends, issue 4)'
+        : 'Hornbill against its peers (bench/compare, issue 7)',
+      body,
+    );
+  }
   const failed = Object.values(results).some((profiles) =>
     Object.values(profiles).some((entry) => 'error' in entry),
   );

@@ -247,9 +247,17 @@ describe('bench/profiles', () => {
       ['rand-write-latency', 'randwrite', 4096, 1, 50],
     ],
     mixed: [['db-mixed-70-30', 'randrw', 8192, 16, 70]],
+    frontends: [
+      ['rand-read-qd1', 'randread', 4096, 1, 50],
+      ['rand-write-qd1', 'randwrite', 4096, 1, 50],
+      ['rand-read-qd32', 'randread', 4096, 32, 50],
+      ['rand-write-qd32', 'randwrite', 4096, 32, 50],
+      ['seq-read-1m', 'read', 1048576, 8, 50],
+      ['seq-write-1m', 'write', 1048576, 8, 50],
+    ],
   };
 
-  test('the kbench set and the 70/30 mix, each job in its own group', () => {
+  test('the kbench set, the 70/30 mix and the frontends set, each job in its own group', () => {
     for (const [name, jobs] of Object.entries(expected)) {
       const file = path.join(PROFILES, `${name}.fio`);
       const set = buildJobs(readJobFile(file), file, defaultJobOptions('bench'));
