@@ -77,8 +77,8 @@ export const ErrorCodes = {
     'A fio job file given to hornbill bench cannot be read, or sets an option or value that hornbill bench does not take.',
   BENCH_TARGET_INVALID:
     'The bench target is not iscsi://HOST:PORT/IQN/LUN or nbd://HOST:PORT/EXPORT, or the job does not fit it (size, block size, offset).',
-  BENCH_VOLUME_LOOKUP_UNAVAILABLE:
-    'A volume can be named (--volume, engine:NAME) only where a cluster API resolves names; this build has none yet.',
+  BENCH_VOLUME_NOT_ATTACHED:
+    'The volume named for hornbill bench (--volume, engine:NAME) does not exist, or is not attached with a frontend to benchmark.',
   BENCH_VERIFY_FAILED:
     'hornbill bench --verify read a block whose header, offset, checksum or generation is not what was written.',
   BENCH_NBD_HANDSHAKE_FAILED: 'The NBD server could not be reached, or refused the export or the handshake.',

@@ -1,3 +1,4 @@
+import { type Connection, GraphQLClient, resolveConnection } from '../cli/operator/client.ts';
 import { HornbillError } from '../errors.ts';
 import type { BlockConnection } from './connection.ts';
 import { IscsiConnection, type IscsiEndpoint } from './iscsi-connection.ts';
@@ -58,25 +59,38 @@ export function parseTarget(text: string): TargetAddress {
 }
 
 /**
- * A volume of the running cluster, by name, to the frontend endpoint its engine serves.
- *
- * The lookup belongs to the control plane: the volume's Engine resource (issue 5) records
- * its frontend and the node it is attached on, and the cluster API (GraphQL, issue 6)
- * answers `volume(name) { engine { endpoint } }`. Until a cluster API exists there is
- * nothing to ask, so naming a volume is an error with its own code instead of a guess at
- * an address. Benchmark a standalone engine with --target and the address its ready line
- * prints.
+ * A volume of the running cluster, by name, to the frontend endpoint its engine serves:
+ * asked from the manager's GraphQL API (`volume(name) { state endpoint }`), with the server
+ * and token the operator CLI uses (--server / HORNBILL_SERVER, --token / HORNBILL_TOKEN /
+ * ~/.config/hornbill/token). A volume that is missing, or not attached with a frontend, is
+ * BENCH_VOLUME_NOT_ATTACHED before any I/O.
  */
-export function resolveVolume(name: string): Promise<TargetAddress> {
-  return Promise.reject(
-    new HornbillError(
-      'BENCH_VOLUME_LOOKUP_UNAVAILABLE',
-      `cannot look up volume ${JSON.stringify(name)}: resolving a volume name needs the cluster API ` +
-        '(the control plane, issue 5), which this build does not have yet. Use --target iscsi://HOST:PORT/IQN/LUN ' +
-        'or nbd://HOST:PORT/EXPORT with the address that "hornbill engine" prints when it is ready.',
-      { volume: name },
-    ),
+export async function resolveVolume(
+  name: string,
+  connection: Connection = resolveConnection({}),
+): Promise<TargetAddress> {
+  const client = new GraphQLClient(connection);
+  const { volume } = await client.query<{ volume: { state: string | null; endpoint: string | null } | null }>(
+    'query BenchTarget($name: String!) { volume(name: $name) { state endpoint } }',
+    { name },
   );
+  if (volume === null)
+    throw new HornbillError('BENCH_VOLUME_NOT_ATTACHED', `volume ${JSON.stringify(name)} does not exist`, {
+      volume: name,
+    });
+  if (volume.endpoint === null || volume.endpoint === '')
+    throw new HornbillError(
+      'BENCH_VOLUME_NOT_ATTACHED',
+      `volume ${JSON.stringify(name)} is ${volume.state ?? 'not ready'} and serves no frontend: attach it first ` +
+        `(hornbill volume attach ${name} --node NODE)`,
+      { volume: name, state: volume.state },
+    );
+  const address = parseTarget(volume.endpoint);
+  if (address.kind === 'volume')
+    throw new HornbillError('BENCH_TARGET_INVALID', `volume ${name} has endpoint ${volume.endpoint}`, {
+      volume: name,
+    });
+  return address;
 }
 
 /** Opens one connection (each job clone has its own, as each fio job has its own file). */

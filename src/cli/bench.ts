@@ -12,6 +12,7 @@ import { errorLines, normalReport, startBanner, verifyLines } from '../bench/rep
 import { BenchRun } from '../bench/run.ts';
 import { parseTarget, resolveVolume, type TargetAddress } from '../bench/target.ts';
 import { HornbillError } from '../errors.ts';
+import { resolveConnection } from './operator/client.ts';
 import { ExitCode } from './output.ts';
 
 export const BENCH_USAGE = `Usage:
@@ -22,8 +23,9 @@ export const BENCH_USAGE = `Usage:
   Target (one of):
     --target iscsi://HOST:PORT/IQN/LUN    an iSCSI LUN, through Hornbill's initiator
     --target nbd://HOST:PORT/EXPORT       an NBD export, through Hornbill's NBD client
-    --volume NAME, --target engine:NAME   a volume of the running cluster (needs the
-                                          cluster API; until then an error, see docs/bench.md)
+    --volume NAME, --target engine:NAME   a volume of the running cluster, attached with a
+                                          frontend: its endpoint from the manager's GraphQL API
+                                          ([--server URL] [--token T], as hornbill volume …)
 
   Job options (fio's names and values; --opt VALUE or --opt=VALUE):
     --rw read|write|randread|randwrite|randrw|readwrite    (default read)
@@ -60,6 +62,9 @@ const FLAG_OPTIONS = new Set([
 interface BenchCommandLine {
   target: string | null;
   volume: string | null;
+  /** The manager and token for --volume (as the operator CLI takes them). */
+  server: string | null;
+  token: string | null;
   profile: string | null;
   section: string | null;
   outputFormat: 'normal' | 'json';
@@ -74,6 +79,8 @@ export function parseBenchArguments(argv: string[]): BenchCommandLine {
   const line: BenchCommandLine = {
     target: null,
     volume: null,
+    server: null,
+    token: null,
     profile: null,
     section: null,
     outputFormat: 'normal',
@@ -111,6 +118,12 @@ export function parseBenchArguments(argv: string[]): BenchCommandLine {
         break;
       case 'volume':
         line.volume = value;
+        break;
+      case 'server':
+        line.server = value;
+        break;
+      case 'token':
+        line.token = value;
         break;
       case 'profile':
         line.profile = value;
@@ -165,7 +178,12 @@ async function targetOf(line: BenchCommandLine): Promise<TargetAddress> {
   const address =
     line.volume !== null ? ({ kind: 'volume', name: line.volume } as const) : parseTarget(line.target!);
   // A volume name resolves before any job starts, so that a lookup failure is the only output.
-  return address.kind === 'volume' ? resolveVolume(address.name) : address;
+  return address.kind === 'volume'
+    ? resolveVolume(
+        address.name,
+        resolveConnection({ server: line.server ?? undefined, token: line.token ?? undefined }),
+      )
+    : address;
 }
 
 export async function benchCommand(

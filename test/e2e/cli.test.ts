@@ -139,6 +139,38 @@ test('the operator CLI drives a volume through its life cycle', { timeout: 180_0
   assert.equal(wideRow.REPLICAS, '2');
   assert.match(wideRow.ENDPOINT, /^iscsi:\/\//);
 
+  // hornbill bench finds the attached volume's endpoint by its name.
+  const benched = JSON.parse(
+    await ok(
+      'bench',
+      '--volume',
+      'cli-vol',
+      '--rw',
+      'randrw',
+      '--bs',
+      '4k',
+      '--iodepth',
+      '4',
+      '--size',
+      '8M',
+      '--runtime',
+      '1',
+      '--time_based',
+      '--verify',
+      'crc32c',
+      '--output-format',
+      'json',
+    ),
+  ) as { jobs: { read: { io_bytes: number }; write: { io_bytes: number }; error: number }[] };
+  assert.ok(
+    benched.jobs[0].write.io_bytes > 0 && benched.jobs[0].read.io_bytes > 0,
+    JSON.stringify(benched.jobs[0]),
+  );
+  assert.equal(benched.jobs[0].error, 0);
+  const unattached = await hornbill('bench', '--volume', 'no-such-volume', '--rw', 'read', '--runtime', '1');
+  assert.equal(unattached.code, 1);
+  assert.match(unattached.stderr, /BENCH_VOLUME_NOT_ATTACHED: volume "no-such-volume" does not exist/);
+
   // Snapshots.
   assert.equal(
     await ok('snapshot', 'create', 'cli-vol', 'snap-1', '--label', 'purpose=e2e'),
