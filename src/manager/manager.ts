@@ -1,6 +1,8 @@
 /**
- * The manager process (`hornbill manager`): the resource store, the controllers, and the
- * HTTP server (/healthz, /metrics, the resource API) on one listen address.
+ * The manager process (`hornbill manager`) in the embedded mode: the LMDB resource store, the
+ * controllers, and the HTTP server (http-server.ts: /healthz, /metrics, /graphql, the
+ * resource API) on one listen address. Kubernetes mode (`--store kubernetes`) is
+ * kubernetes-mode.ts.
  *
  * ```ts
  * const manager = await startManager({
@@ -21,17 +23,15 @@ import type http from 'node:http';
 import path from 'node:path';
 import { type RunningControllers, startControllers } from '../controllers/index.ts';
 import { isHornbillError } from '../errors.ts';
-import { createGraphQLServer, GRAPHQL_PATH, TokenStore } from '../graphql/index.ts';
-import type { Logger, LogLevel } from '../logging.ts';
+import type { Logger } from '../logging.ts';
 import { registerClusterMetrics } from '../metrics/cluster-metrics.ts';
 import { DEFAULT_NAMESPACE } from '../resources/api.ts';
 import { jsonEqual } from '../resources/json.ts';
 import { openEmbeddedStore } from '../resources/store/embedded.ts';
 import type { ResourceStore } from '../resources/store/types.ts';
-import { sendJson } from './http-common.ts';
+import { type ManagerHttp, recordLogger, serveManagerHttp } from './http-server.ts';
 import { ManagerMetrics, meteredStore } from './metrics.ts';
-import { addResourceApi } from './resource-api.ts';
-import { HttpRouter, type ListeningServer, listenHttp } from './router.ts';
+import type { HttpRouter } from './router.ts';
 
 /** One node's instance manager, as the controllers are told about it. */
 export interface InstanceManagerEndpoint {
@@ -83,24 +83,6 @@ export interface RunningManager {
 /** Where the manager and `hornbill up` keep the API tokens, in the store's folder. */
 export const TOKENS_FILE_NAME = 'api-tokens.json';
 
-/** The GraphQL server logs records (`{level, message, …}`) too. */
-function recordSink(log: Logger): (record: Record<string, unknown>) => void {
-  return recordLogger(log, 'graphql');
-}
-
-/** The controllers log records (`{level, message, …}`); this files them in the manager's log. */
-function recordLogger(log: Logger, source = 'controllers'): (record: Record<string, unknown>) => void {
-  const levels = new Set(['debug', 'info', 'warn', 'error']);
-  return (record) => {
-    const { level, message, ...details } = record;
-    log(
-      typeof level === 'string' && levels.has(level) ? (level as LogLevel) : 'info',
-      typeof message === 'string' ? message : source,
-      { source, ...details },
-    );
-  };
-}
-
 /** Creates or updates each Setting so that its value is the given one. */
 export async function applySettings(
   store: ResourceStore,
@@ -134,9 +116,9 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     options.onStoreFailed?.(error);
   });
   registerClusterMetrics(metrics.registry, embedded, namespace);
+  metrics.leader.set(1); // the only manager of its store
   let controllers: RunningControllers | undefined;
-  let server: ListeningServer | undefined;
-  let graphql: ReturnType<typeof createGraphQLServer> | undefined;
+  let server: ManagerHttp | undefined;
   try {
     await applySettings(store, namespace, options.settings ?? {});
     if (options.controllers !== false) {
@@ -145,49 +127,32 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
         namespace,
         instanceManagers: options.instanceManagers,
         log: recordLogger(log),
+        shareManagerLeaseDirectory: path.join(path.dirname(options.storeDirectory), 'share-manager-leases'),
       });
       metrics.controllersRunning.set(1);
     }
-    const router = new HttpRouter({ log });
-    router.observe((method, route, status, seconds) =>
-      metrics.observeRequest(method, route, status, seconds),
-    );
-    router.route('GET', '/healthz', async ({ response }) => {
-      sendJson(response, 200, { ok: true, store: embedded.backend, controllers: controllers !== undefined });
-    });
-    router.route('GET', '/metrics', async ({ response }) => {
-      const { contentType, body } = await metrics.render();
-      response.writeHead(200, { 'content-type': contentType });
-      response.end(body);
-    });
-    const api = addResourceApi(router, {
+    server = await serveManagerHttp({
       store,
+      namespace,
+      metrics,
       log,
-      onWatchCount: (delta) => metrics.watchesOpen.inc(delta),
+      listen: options.listen,
+      tokensFile: options.tokensFile ?? path.join(options.storeDirectory, TOKENS_FILE_NAME),
+      resourceApi: true,
+      health: () => ({ store: embedded.backend, controllers: controllers !== undefined }),
     });
-    const tokens = await TokenStore.open(
-      options.tokensFile ?? path.join(options.storeDirectory, TOKENS_FILE_NAME),
-    );
-    graphql = createGraphQLServer({ store, namespace, tokens, log: recordSink(log) });
-    const graphqlServer = graphql;
-    router.mount(GRAPHQL_PATH, (request, response) => graphqlServer.handle(request, response));
-    server = await listenHttp(router, options.listen);
-    graphqlServer.attachWebSocket(server.server);
     const listening = server;
-    const host = listening.host.includes(':') ? `[${listening.host}]` : listening.host;
     let closing: Promise<void> | undefined;
     return {
-      url: `http://${host}:${listening.port}`,
+      url: listening.url,
       host: listening.host,
       port: listening.port,
       store,
       controllersRunning: controllers !== undefined,
-      router,
-      httpServer: listening.server,
+      router: listening.router,
+      httpServer: listening.httpServer,
       close: () => {
         closing ??= (async () => {
-          await api.closeWatches();
-          await graphqlServer.close();
           await listening.close();
           await stopControllers(controllers, log);
           metrics.controllersRunning.set(0);
@@ -197,7 +162,6 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
       },
     };
   } catch (error) {
-    await graphql?.close();
     await server?.close();
     await stopControllers(controllers, log);
     await embedded.close();
@@ -205,7 +169,10 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
   }
 }
 
-async function stopControllers(controllers: RunningControllers | undefined, log: Logger): Promise<void> {
+export async function stopControllers(
+  controllers: RunningControllers | undefined,
+  log: Logger,
+): Promise<void> {
   if (controllers === undefined) return;
   try {
     await controllers.stop();

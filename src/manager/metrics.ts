@@ -11,6 +11,7 @@
  * | `hornbill_manager_store_writes_total` | counter | operation, kind, outcome (`ok` or the error code) |
  * | `hornbill_manager_store_write_duration_seconds` | histogram | operation |
  * | `hornbill_manager_controllers_running` | gauge | (1 when the controllers run) |
+ * | `hornbill_manager_leader` | gauge | (1 while this manager holds the leader Lease; the embedded manager is always 1) |
  *
  * `meteredStore` also reports a RESOURCE_STORE_FAILED write: the embedded store stops after
  * a commit that did not reach the disk, and the manager must then stop too (to be restarted).
@@ -29,6 +30,7 @@ export class ManagerMetrics {
   readonly storeWrites: client.Counter<'operation' | 'kind' | 'outcome'>;
   readonly storeWriteDuration: client.Histogram<'operation'>;
   readonly controllersRunning: client.Gauge;
+  readonly leader: client.Gauge;
 
   constructor() {
     registerProcessMetrics(this.registry, 'hornbill_manager_', {});
@@ -67,6 +69,11 @@ export class ManagerMetrics {
     this.controllersRunning = new client.Gauge({
       name: 'hornbill_manager_controllers_running',
       help: '1 while the controllers run in this manager, 0 otherwise.',
+      registers,
+    });
+    this.leader = new client.Gauge({
+      name: 'hornbill_manager_leader',
+      help: '1 while this manager holds the leader Lease (Kubernetes mode; the embedded manager is always the leader).',
       registers,
     });
   }

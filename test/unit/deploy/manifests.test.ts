@@ -14,7 +14,6 @@ import { parseInstanceManagerFlags } from '../../../src/cli/instance-manager.ts'
 import { parseManagerFlags } from '../../../src/cli/manager.ts';
 import { DRIVER_NAME } from '../../../src/csi/names.ts';
 import { parseStorageClassParameters } from '../../../src/csi/parameters.ts';
-import { isHornbillError } from '../../../src/errors.ts';
 import { isSettingName, settingValueProblem } from '../../../src/resources/settings.ts';
 import { parseYamlDocuments, yamlParserMissing } from '../resources/yaml-parser.ts';
 
@@ -118,7 +117,8 @@ test('workloads: selectors, ServiceAccounts (one per component), ConfigMap keys,
           1,
           `${name}: ConfigMap ${volume.configMap.name}`,
         );
-      if (volume.secret)
+      // An optional Secret is the operator's to create (the manager's API tokens).
+      if (volume.secret && volume.secret.optional !== true)
         assert.equal(
           find('Secret', volume.secret.secretName).length,
           1,
@@ -256,8 +256,8 @@ function expandArguments(container: Manifest, find: (kind: string, name: string)
   );
 }
 
-test('hornbill containers run commands with arguments the commands accept', { skip: missing }, (t) => {
-  const { workloads, find } = loadAll();
+test('hornbill containers run commands with arguments the commands accept', { skip: missing }, () => {
+  const { manifests, workloads, find } = loadAll();
   const commands = new Set<string>();
   for (const workload of workloads) {
     const spec = workload.spec.template.spec;
@@ -331,21 +331,50 @@ test('hornbill containers run commands with arguments the commands accept', { sk
           assert.ok(isSettingName(name), `setting ${name} is known`);
           assert.equal(settingValueProblem(name, value), undefined, `setting ${name}=${value}`);
         }
-        try {
-          const flags = parseManagerFlags(argv);
-          assert.equal(flags.listen.port, ports.http);
-        } catch (error) {
-          // The manager's --store kubernetes is not wired yet (docs/resources.md); anything else is a bad manifest.
+        const flags = parseManagerFlags(argv, {});
+        assert.equal(flags.store, 'kubernetes');
+        assert.ok(flags.store === 'kubernetes');
+        assert.equal(flags.listen.port, ports.http);
+        assert.equal(flags.namespace, NAMESPACE);
+        assert.equal(flags.identity, 'pod-1', 'the identity is the pod name');
+        assert.equal(flags.instanceManagers, undefined, 'the instance managers are discovered');
+        const [instanceManagers] = find('DaemonSet', 'hornbill-instance-manager');
+        const selector = Object.fromEntries(
+          flags.instanceManagerSelector.split(',').map((requirement) => requirement.split('=')),
+        );
+        assert.ok(
+          matches(selector, instanceManagers.spec.template.metadata.labels),
+          'the selector matches the instance-manager pods',
+        );
+        const tokensMount = container.volumeMounts.find((mount: Manifest) => mount.name === 'api-tokens');
+        assert.equal(
+          path.dirname(flags.tokensFile ?? ''),
+          tokensMount.mountPath,
+          'the tokens file is mounted',
+        );
+        const tokensVolume = spec.volumes.find((volume: Manifest) => volume.name === 'api-tokens');
+        assert.equal(path.basename(flags.tokensFile ?? ''), 'api-tokens.json');
+        assert.equal(tokensVolume.secret.optional, true);
+        const discoveryRoles = manifests
+          .filter((item) => item.kind === 'RoleBinding')
+          .filter((binding) =>
+            binding.subjects.some((subject: Manifest) => subject.name === spec.serviceAccountName),
+          )
+          .flatMap((binding) => find(binding.roleRef.kind, binding.roleRef.name));
+        for (const verb of ['list', 'watch'])
           assert.ok(
-            isHornbillError(error, 'CLI_USAGE') &&
-              /--store kubernetes is not in this build yet/.test(error.message),
-            String(error),
+            discoveryRoles.some(
+              (role) =>
+                role.metadata.namespace === NAMESPACE &&
+                role.rules.some(
+                  (rule: Manifest) =>
+                    rule.apiGroups.includes('') &&
+                    rule.resources.includes('pods') &&
+                    rule.verbs.includes(verb),
+                ),
+            ),
+            `the manager may ${verb} pods in ${NAMESPACE} (instance-manager discovery)`,
           );
-          t.diagnostic(
-            'hornbill manager does not take --store kubernetes yet: the manifest is ahead of the binary',
-          );
-          assert.ok(argv.includes('0.0.0.0:9500') && ports.http === 9500);
-        }
       } else assert.fail(`unknown hornbill command ${command}`);
     }
   }

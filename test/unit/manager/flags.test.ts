@@ -1,8 +1,12 @@
-/** The command lines of `hornbill manager` and `hornbill up`, and the node address plan. */
+/** The command lines of `hornbill manager` (both modes) and `hornbill up`, and the node address plan. */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { parseInstanceManagerSpec, parseManagerFlags } from '../../../src/cli/manager.ts';
+import {
+  DEFAULT_KUBERNETES_TOKENS_FILE,
+  parseInstanceManagerSpec,
+  parseManagerFlags,
+} from '../../../src/cli/manager.ts';
 import { parseUpFlags } from '../../../src/cli/up.ts';
 import { isHornbillError } from '../../../src/errors.ts';
 import { nodeAddresses } from '../../../src/manager/launch.ts';
@@ -22,6 +26,8 @@ test('manager flags: store, listen default on loopback, instance managers, setti
     '--setting',
     'default-data-path=/x=y',
   ]);
+  assert.ok(flags.store === 'embedded');
+  assert.equal(flags.tokensFile, undefined, 'DIR/api-tokens.json by default (startManager)');
   assert.equal(flags.storeDirectory, '/var/lib/hornbill/state');
   assert.deepEqual(flags.listen, { host: '127.0.0.1', port: 9500 });
   assert.equal(flags.namespace, 'hornbill-system');
@@ -44,7 +50,11 @@ test('manager flags: every mistake is CLI_USAGE', () => {
     [],
     ['--store', 'lmdb:/x'],
     ['--store', 'embedded:'],
-    ['--store', 'kubernetes'],
+    ['--store', 'kubernetes:/x'],
+    ['--store', 'embedded:/x', '--kubeconfig', '/k'],
+    ['--store', 'embedded:/x', '--identity', 'pod-1'],
+    ['--store', 'embedded:/x', '--instance-manager-selector', 'app=im'],
+    ['--store', 'embedded:/x', '--tokens', ''],
     ['--store', 'embedded:/x', '--listen', 'localhost'],
     ['--store', 'embedded:/x', '--instance-manager', 'Node_1=127.0.0.1:1'],
     ['--store', 'embedded:/x', '--instance-manager', 'node-1=127.0.0.1'],
@@ -56,6 +66,75 @@ test('manager flags: every mistake is CLI_USAGE', () => {
     ['--store', 'embedded:/x', '--unknown'],
   ];
   for (const argv of bad) assert.throws(() => parseManagerFlags(argv), usageError, argv.join(' '));
+});
+
+test('manager flags, Kubernetes mode: discovery by default, identity from POD_NAME, tokens', () => {
+  const flags = parseManagerFlags(['--store', 'kubernetes'], { POD_NAME: 'hornbill-manager-x7k2p' });
+  assert.ok(flags.store === 'kubernetes');
+  assert.equal(flags.identity, 'hornbill-manager-x7k2p');
+  assert.equal(flags.kubeconfig, undefined);
+  assert.equal(flags.namespace, 'hornbill-system');
+  assert.equal(flags.instanceManagers, undefined, 'discovered, not static');
+  assert.equal(flags.instanceManagerSelector, 'app.kubernetes.io/name=hornbill-instance-manager');
+  assert.equal(flags.tokensFile, undefined);
+  assert.equal(DEFAULT_KUBERNETES_TOKENS_FILE, '/etc/hornbill/tokens/api-tokens.json');
+  assert.deepEqual(flags.listen, { host: '127.0.0.1', port: 9500 });
+
+  const explicit = parseManagerFlags(
+    [
+      '--store',
+      'kubernetes',
+      '--kubeconfig',
+      'kube/config',
+      '--identity',
+      'manager-a',
+      '--namespace',
+      'storage',
+      '--listen',
+      '0.0.0.0:9500',
+      '--instance-manager-selector',
+      'app=im,tier in (storage)',
+      '--tokens',
+      '/etc/tokens/api-tokens.json',
+      '--setting',
+      'auto-salvage=true',
+    ],
+    { POD_NAME: 'ignored' },
+  );
+  assert.ok(explicit.store === 'kubernetes');
+  assert.equal(explicit.kubeconfig, path.resolve('kube/config'));
+  assert.equal(explicit.identity, 'manager-a');
+  assert.equal(explicit.namespace, 'storage');
+  assert.equal(explicit.instanceManagerSelector, 'app=im,tier in (storage)');
+  assert.equal(explicit.tokensFile, '/etc/tokens/api-tokens.json');
+  assert.deepEqual(explicit.settings, { 'auto-salvage': 'true' });
+
+  const fixed = parseManagerFlags(
+    ['--store', 'kubernetes', '--instance-manager', 'node-1=10.0.0.21:8500,disk=/var/lib/hornbill'],
+    {},
+  );
+  assert.ok(fixed.store === 'kubernetes');
+  assert.deepEqual(fixed.instanceManagers, [
+    { nodeID: 'node-1', grpcAddress: '10.0.0.21:8500', address: '10.0.0.21', disks: ['/var/lib/hornbill'] },
+  ]);
+  assert.ok(fixed.identity.length > 0, 'the host name without POD_NAME');
+});
+
+test('manager flags, Kubernetes mode: every mistake is CLI_USAGE', () => {
+  const bad = [
+    ['--store', 'kubernetes', '--change-log-limit', '10'],
+    ['--store', 'kubernetes', '--no-controllers'],
+    ['--store', 'kubernetes', '--instance-manager', 'n=1.1.1.1:1', '--instance-manager-selector', 'a=b'],
+    ['--store', 'kubernetes', '--instance-manager-selector', 'a in b'],
+    ['--store', 'kubernetes', '--instance-manager-selector', ''],
+    ['--store', 'kubernetes', '--identity', ''],
+    ['--store', 'kubernetes', '--identity', 'has space'],
+    ['--store', 'kubernetes', '--kubeconfig', ''],
+    ['--store', 'kubernetes', '--namespace', 'Not_A_Label'],
+    ['--store', 'kubernetes', '--tokens', ''],
+  ];
+  for (const argv of bad)
+    assert.throws(() => parseManagerFlags(argv, { POD_NAME: 'pod-1' }), usageError, argv.join(' '));
 });
 
 test('up flags: defaults, and the node addresses from the base address', () => {

@@ -1,9 +1,13 @@
 /**
  * `hornbill manager` as a process: its ready line, /healthz and /metrics, settings written
  * at start, and a SIGTERM that ends open watches cleanly, exits 0 and leaves the store
- * closed (a second manager opens it and finds the objects).
+ * closed (a second manager opens it and finds the objects). In Kubernetes mode, without a
+ * cluster: an API server that cannot be reached stops it at start with a coded error.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { HttpResourceStore } from '../../../src/manager/http-store.ts';
 import { startHornbill } from '../../helpers/processes.ts';
@@ -59,4 +63,32 @@ test('manager: ready line, health, metrics, settings, clean stop on SIGTERM', as
   const volume = await reopened.get({ kind: 'Volume', namespace, name: 'vol1' });
   assert.equal(volume.spec.size, '1Gi');
   await again.stop();
+});
+
+test('manager --store kubernetes: an API server that cannot be reached is a coded error and exit 1', async (t) => {
+  const directory = tempDirectory(t);
+  const kubeconfig = path.join(directory, 'kubeconfig');
+  // Port 1 on loopback: the connection is refused at once.
+  fs.writeFileSync(
+    kubeconfig,
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'nowhere', cluster: { server: 'https://127.0.0.1:1' } }],
+      users: [{ name: 'user', user: { token: 'unused' } }],
+      contexts: [{ name: 'context', context: { cluster: 'nowhere', user: 'user' } }],
+      'current-context': 'context',
+    }),
+  );
+  const hornbill = path.join(import.meta.dirname, '..', '..', '..', 'bin', 'hornbill.mjs');
+  const result = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    execFile(
+      process.execPath,
+      [hornbill, 'manager', '--store', 'kubernetes', '--kubeconfig', kubeconfig, '--identity', 'test'],
+      { timeout: 60_000 },
+      (error, _stdout, stderr) => resolve({ code: error === null ? 0 : (error.code as number), stderr }),
+    );
+  });
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /KUBERNETES_UNREACHABLE/);
 });
