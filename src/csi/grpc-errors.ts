@@ -4,12 +4,11 @@
  * manager uses: `hornbill-error-code`, `hornbill-error-details-bin`), and back again on
  * the client side.
  */
-import { Metadata, type ServiceError, status } from '@grpc/grpc-js';
-import { type ErrorCode, ErrorCodes, HornbillError, isHornbillError } from '../errors.ts';
+import { type ServiceError, status } from '@grpc/grpc-js';
+import { sentError, serviceErrorFor } from '../dataplane/instance-manager/grpc-errors.ts';
+import { type ErrorCode, HornbillError } from '../errors.ts';
 
-export const ERROR_CODE_KEY = 'hornbill-error-code';
-export const ERROR_DETAILS_KEY = 'hornbill-error-details-bin';
-const DETAILS_CHARS_MAX = 4096;
+export { ERROR_CODE_KEY, ERROR_DETAILS_KEY } from '../dataplane/instance-manager/grpc-errors.ts';
 
 /** Codes not listed are INTERNAL. */
 const STATUS_BY_CODE: Partial<Record<ErrorCode, status>> = {
@@ -60,43 +59,11 @@ export function csiStatusFor(code: ErrorCode): status {
 
 /** A thrown error as the status a handler answers with; anything not coded is INTERNAL. */
 export function toCsiServiceError(error: unknown): Partial<ServiceError> & { code: status; details: string } {
-  const coded = isHornbillError(error)
-    ? error
-    : new HornbillError('INTERNAL', `unexpected error: ${(error as Error)?.message ?? String(error)}`);
-  const metadata = new Metadata();
-  metadata.set(ERROR_CODE_KEY, coded.code);
-  let details: string | undefined;
-  try {
-    details = JSON.stringify(coded.details);
-  } catch {
-    // Details that do not serialize are dropped; the code and message remain.
-  }
-  if (details !== undefined && details.length <= DETAILS_CHARS_MAX)
-    metadata.set(ERROR_DETAILS_KEY, Buffer.from(details, 'utf8'));
-  return {
-    code: csiStatusFor(coded.code),
-    details: coded.message,
-    metadata,
-    name: coded.name,
-    message: coded.message,
-  };
+  return serviceErrorFor(error, csiStatusFor);
 }
 
 /** The client's view of a failed call: the HornbillError the server sent, with details.grpcStatus. */
 export function fromCsiServiceError(error: ServiceError): HornbillError {
-  const sent = error.metadata?.get(ERROR_CODE_KEY)[0];
-  const detailsBytes = error.metadata?.get(ERROR_DETAILS_KEY)[0];
-  let details: Record<string, unknown> = {};
-  if (Buffer.isBuffer(detailsBytes)) {
-    try {
-      const parsed: unknown = JSON.parse(detailsBytes.toString('utf8'));
-      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed))
-        details = parsed as Record<string, unknown>;
-    } catch {
-      details = {};
-    }
-  }
-  details.grpcStatus = error.code;
-  const code: ErrorCode = typeof sent === 'string' && sent in ErrorCodes ? (sent as ErrorCode) : 'INTERNAL';
-  return new HornbillError(code, error.details || error.message, details, { cause: error });
+  const { code, details } = sentError(error);
+  return new HornbillError(code ?? 'INTERNAL', error.details || error.message, details, { cause: error });
 }

@@ -74,6 +74,17 @@ export function grpcStatusFor(code: string): status {
 
 /** A thrown error as the status a handler answers with; anything not coded is INTERNAL. */
 export function toServiceError(error: unknown): Partial<ServiceError> & { code: status; details: string } {
+  return serviceErrorFor(error, grpcStatusFor);
+}
+
+/**
+ * A thrown error as a gRPC status (`statusFor` maps the code; the CSI driver has its own
+ * table), with the code and the details in the trailing metadata.
+ */
+export function serviceErrorFor(
+  error: unknown,
+  statusFor: (code: ErrorCode) => status,
+): Partial<ServiceError> & { code: status; details: string } {
   const coded = isHornbillError(error)
     ? error
     : new HornbillError('INTERNAL', `unexpected error: ${(error as Error)?.message ?? String(error)}`);
@@ -88,7 +99,7 @@ export function toServiceError(error: unknown): Partial<ServiceError> & { code: 
   if (details !== undefined && details.length <= DETAILS_CHARS_MAX)
     metadata.set(ERROR_DETAILS_KEY, Buffer.from(details, 'utf8'));
   return {
-    code: grpcStatusFor(coded.code),
+    code: statusFor(coded.code),
     details: coded.message,
     metadata,
     name: coded.name,
@@ -96,12 +107,11 @@ export function toServiceError(error: unknown): Partial<ServiceError> & { code: 
   };
 }
 
-/**
- * A client's view of a failed call: the Hornbill error the server sent (its code from the
- * trailing metadata), or, for a status without one (a transport failure, a deadline),
- * UNAVAILABLE / INVALID_ARGUMENT / INTERNAL by the status.
- */
-export function fromServiceError(error: ServiceError): HornbillError {
+/** The Hornbill code a failed call's trailing metadata names (if a known one) and its details. */
+export function sentError(error: ServiceError): {
+  code: ErrorCode | undefined;
+  details: Record<string, unknown>;
+} {
   const sent = error.metadata?.get(ERROR_CODE_KEY)[0];
   const detailsBytes = error.metadata?.get(ERROR_DETAILS_KEY)[0];
   let details: Record<string, unknown> = {};
@@ -115,9 +125,17 @@ export function fromServiceError(error: ServiceError): HornbillError {
     }
   }
   details.grpcStatus = error.code;
-  if (typeof sent === 'string' && sent in ErrorCodes) {
-    return new HornbillError(sent as ErrorCode, error.details, details, { cause: error });
-  }
+  return { code: typeof sent === 'string' && sent in ErrorCodes ? (sent as ErrorCode) : undefined, details };
+}
+
+/**
+ * A client's view of a failed call: the Hornbill error the server sent (its code from the
+ * trailing metadata), or, for a status without one (a transport failure, a deadline),
+ * UNAVAILABLE / INVALID_ARGUMENT / INTERNAL by the status.
+ */
+export function fromServiceError(error: ServiceError): HornbillError {
+  const { code: sent, details } = sentError(error);
+  if (sent !== undefined) return new HornbillError(sent, error.details, details, { cause: error });
   const code: ErrorCode =
     error.code === status.UNAVAILABLE ||
     error.code === status.DEADLINE_EXCEEDED ||
