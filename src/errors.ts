@@ -42,6 +42,8 @@ export const ErrorCodes = {
   REPLICA_TIMEOUT: 'A replica did not answer within the replica timeout.',
   REPLICA_PROTOCOL_ERROR: 'A replica or engine sent a frame that breaks the wire protocol.',
   ENGINE_REBUILD_BUSY: 'The engine is already rebuilding a replica; one rebuild at a time per volume.',
+  ENGINE_FRONTEND_ACTIVE:
+    'The engine serves a frontend (iSCSI or NBD); the operation (a snapshot revert) needs it started with frontend none.',
   ISCSI_VOLUME_EXISTS: 'The iSCSI target already serves a volume of this name.',
   ISCSI_VOLUME_NOT_FOUND: 'The iSCSI target serves no volume of this name.',
   ISCSI_LISTEN_FAILED: 'The iSCSI portal could not listen on its address and port.',

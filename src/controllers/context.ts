@@ -27,6 +27,12 @@ export const VOLUME_LABEL = 'hornbill.io/volume';
 export const NODE_LABEL = 'hornbill.io/node';
 /** Engine annotation set by the volume controller when it salvaged the volume (a record). */
 export const SALVAGED_AT_ANNOTATION = 'hornbill.io/salvaged-at';
+/** Engine annotation set by the API (revertSnapshot): the snapshot to revert to; the engine controller removes it. */
+export const REVERT_SNAPSHOT_ANNOTATION = 'hornbill.io/revert-snapshot';
+/** Engine annotation set by the API (purgeSnapshots): when a purge was asked for. */
+export const PURGE_REQUESTED_ANNOTATION = 'hornbill.io/purge-requested-at';
+/** Engine annotation set by the engine controller: the purge request time it carried out (or gave up on). */
+export const PURGE_HANDLED_ANNOTATION = 'hornbill.io/purge-handled-at';
 
 export type LogRecord = Record<string, unknown>;
 

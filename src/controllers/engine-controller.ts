@@ -9,7 +9,8 @@
  *   replica joins WO and is rebuilt, at most one rebuild at a time, at the bandwidth of
  *   the volume or of the replica-rebuilding-bandwidth-limit setting); addresses the engine
  *   has but the map does not are removed (RemoveReplica); a larger spec.volumeSize is
- *   applied with ExpandEngine;
+ *   applied with ExpandEngine; the snapshot requests the API leaves as annotations (revert,
+ *   purge) are carried out (engine-snapshot-requests.ts);
  * - `desireState: stopped` → the engine process is deleted (the frontend goes first);
  * - deletion (finalizer `hornbill.io/engine`) → the same, then the finalizer goes.
  *
@@ -26,6 +27,7 @@ import {
   type ReplicaMode,
 } from '../resources/index.ts';
 import { type ControllerContext, ENGINE_FINALIZER, getOrUndefined, names, sameJson } from './context.ts';
+import { handleSnapshotRequests } from './engine-snapshot-requests.ts';
 import { nodeReadiness } from './node-controller.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
@@ -39,7 +41,7 @@ const MAXIMUM_RESTART_DELAY_MS = 30_000;
 const restarts = new Map<string, { failures: number; notBeforeMs: number }>();
 
 export async function reconcileEngine(context: ControllerContext, name: string): Promise<ReconcileResult> {
-  const engine = await getOrUndefined(context.store, 'Engine', context.namespace, name);
+  let engine = await getOrUndefined(context.store, 'Engine', context.namespace, name);
   if (engine === undefined) return {};
   const deleting = engine.metadata.deletionTimestamp !== undefined;
   if (!deleting && !(engine.metadata.finalizers ?? []).includes(ENGINE_FINALIZER)) {
@@ -120,6 +122,7 @@ export async function reconcileEngine(context: ControllerContext, name: string):
     return { requeueAfterMs: 1000 };
   }
   let instance = monitor.instance(name);
+  let requeueAfterMs = RUNNING_POLL_MS;
   if (instance === undefined) {
     const waitMs = (restarts.get(name)?.notBeforeMs ?? 0) - Date.now();
     if (waitMs > 0) return { requeueAfterMs: waitMs };
@@ -151,6 +154,9 @@ export async function reconcileEngine(context: ControllerContext, name: string):
       settings['replica-rebuilding-bandwidth-limit'],
     );
     await expandIfNeeded(context, engine, monitor.client, instance);
+    const requests = await handleSnapshotRequests(context, engine, monitor.client);
+    engine = requests.engine;
+    requeueAfterMs = Math.min(requeueAfterMs, requests.requeueAfterMs ?? requeueAfterMs);
   }
   const status = await runningStatus(
     engine,
@@ -159,7 +165,7 @@ export async function reconcileEngine(context: ControllerContext, name: string):
     names.instanceManager(engine.spec.nodeID),
   );
   await writeStatus(context, engine, status);
-  return { requeueAfterMs: RUNNING_POLL_MS };
+  return { requeueAfterMs };
 }
 
 /** Adds what the map has and the engine lacks (one rebuild at a time); removes what it no longer has. */

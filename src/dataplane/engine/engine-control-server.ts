@@ -122,6 +122,8 @@ export class EngineControlServer {
         });
       case 'deleteSnapshot':
         return engine.controlAll('deleteSnapshot', { name: text('name') });
+      case 'revert':
+        return engine.revert(text('name'));
       case 'purge':
         return engine.purge();
       case 'listChain':

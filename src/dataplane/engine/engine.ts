@@ -481,6 +481,36 @@ export class Engine implements BlockDevice {
     return this.controlAll('purge');
   }
 
+  /**
+   * Reverts the volume to snapshot `name` on every RW replica at one I/O boundary: each
+   * gets a new empty head whose parent is the snapshot. Refused while a replica rebuilds
+   * (the rebuild copies the chain being replaced). A replica that fails to revert goes ERR;
+   * an error every replica gives (STORE_SNAPSHOT_NOT_FOUND, STORE_SNAPSHOT_REMOVED) is
+   * returned and nothing changed. The caller makes sure no initiator is connected: data
+   * changes under whatever it cached.
+   */
+  async revert(name: string): Promise<ReplicaInfo> {
+    return this.atIoBoundary(async () => {
+      if (this.rebuilding()) {
+        throw new HornbillError(
+          'ENGINE_REBUILD_BUSY',
+          `volume ${this.name} is rebuilding a replica; revert waits until it is done`,
+          { progress: this.currentRebuild?.progress },
+        );
+      }
+      const info = await this.controlAll<ReplicaInfo>('revert', { name });
+      this.options.log('info', 'volume reverted to a snapshot', { volume: this.name, snapshot: name });
+      return info;
+    });
+  }
+
+  private rebuilding(): boolean {
+    return (
+      this.replicas.some((replica) => replica.mode === 'WO') ||
+      (this.currentRebuild !== undefined && !['done', 'failed'].includes(this.currentRebuild.progress.state))
+    );
+  }
+
   /** Grows the volume on every replica at an I/O boundary. */
   async expand(sizeBytes: number): Promise<void> {
     await this.atIoBoundary(async () => {

@@ -247,6 +247,25 @@ export class EngineInstance extends Instance {
     return { ...this.purge };
   }
 
+  /**
+   * Reverts the volume to a snapshot on every replica (engine.ts `revert`). Only an engine
+   * started with frontend `none` may: under a connected initiator the data would change
+   * beneath its cache. Runs on a connection of its own, as a purge does.
+   */
+  async revertSnapshot(snapshot: string): Promise<void> {
+    this.requireRunning();
+    if (this.spec.frontend !== 'none') {
+      throw new HornbillError(
+        'ENGINE_FRONTEND_ACTIVE',
+        `engine ${this.name} serves volume ${this.spec.volumeName} over ${this.spec.frontend}; a revert needs the engine started with frontend none`,
+        { frontend: this.spec.frontend },
+      );
+    }
+    await this.longControl('revert', { name: snapshot });
+    this.log('info', 'volume reverted to a snapshot', { snapshot });
+    await this.poll();
+  }
+
   get purgeState(): PurgeState {
     return { ...this.purge };
   }

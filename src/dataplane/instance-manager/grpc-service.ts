@@ -203,6 +203,10 @@ export class InstanceManagerGrpcServer {
       HashSnapshot: unary('HashSnapshot', async (request) => ({
         hash: await manager.hashSnapshot(request.name, request.snapshot_name),
       })),
+      RevertSnapshot: unary('RevertSnapshot', async (request) => {
+        await manager.revertSnapshot(request.name, request.snapshot_name);
+        return engineStatusMessage(await manager.engineStatus(request.name));
+      }),
       PurgeSnapshots: unary('PurgeSnapshots', async (request) =>
         purgeMessage(await manager.purgeSnapshots(request.name)),
       ),

@@ -403,6 +403,11 @@ export class InstanceManager {
     return result.hash;
   }
 
+  async revertSnapshot(name: unknown, snapshot: unknown): Promise<void> {
+    const checked = snapshotName(snapshot);
+    await this.find(name, 'engine').revertSnapshot(checked);
+  }
+
   async purgeSnapshots(name: unknown): Promise<PurgeState> {
     return this.find(name, 'engine').purgeSnapshots();
   }

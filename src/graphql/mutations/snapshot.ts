@@ -7,11 +7,13 @@
  *   name (the volume must be attached without a frontend, as Longhorn requires);
  * - purgeSnapshots sets `hornbill.io/purge-requested-at` to the time of the request.
  *
- * The engine controller is to act on these annotations and remove them when done; it does
- * not yet (the instance manager has no revert call; removed snapshots are purged by the
- * engine on its own — docs/controllers.md).
+ * The engine controller carries them out through the running engine
+ * (src/controllers/engine-snapshot-requests.ts): RevertSnapshot, then the revert annotation
+ * goes (Event SnapshotReverted); PurgeSnapshots once per requested time, remembered in
+ * `hornbill.io/purge-handled-at` (Event SnapshotsPurged). Failures are Warning Events on
+ * the Engine (docs/controllers.md).
  */
-import { names } from '../../controllers/context.ts';
+import { names, PURGE_REQUESTED_ANNOTATION, REVERT_SNAPSHOT_ANNOTATION } from '../../controllers/context.ts';
 import {
   type Engine,
   formatTimestamp,
@@ -26,8 +28,7 @@ import { type SnapshotView, snapshotViews } from '../views.ts';
 import { argumentError, argumentField, checkName, payloadType, runMutation } from './payload.ts';
 import { getVolume, LabelInputRef, labelMap, VolumePayloadRef } from './volume.ts';
 
-export const REVERT_SNAPSHOT_ANNOTATION = 'hornbill.io/revert-snapshot';
-export const PURGE_REQUESTED_ANNOTATION = 'hornbill.io/purge-requested-at';
+export { PURGE_REQUESTED_ANNOTATION, REVERT_SNAPSHOT_ANNOTATION };
 
 export const SnapshotPayloadRef = payloadType<SnapshotView>(
   'SnapshotPayload',

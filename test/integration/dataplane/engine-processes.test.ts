@@ -206,4 +206,48 @@ describe('engine and replicas as processes', { concurrency: false }, () => {
     assert.equal((await status(cluster)).robustness, 'healthy');
     assert.match(cluster.engine.stderr(), /repaired bad blocks from another replica/);
   });
+
+  test('revert: refused while a rebuild runs; then every replica reverts to the snapshot', async (t) => {
+    const cluster = await startCluster(t, 2);
+    const before = patternBytes(41, MiB);
+    await cluster.nbd.write(0, before);
+    await cluster.control.control('snapshot', { name: 'base' });
+    for (let offset = 0; offset < 8 * MiB; offset += MiB)
+      await cluster.nbd.write(offset, patternBytes(100 + offset / MiB, MiB));
+    // A new replica rebuilt slowly (about 9 MiB at 2 MiB/s), on a control connection of its own.
+    const added = await startReplica(t, cluster.root, 2);
+    const rebuildControl = await controlClient(t, cluster.engine.ready.control.port);
+    const rebuild = rebuildControl.control<{ state: string }>('addReplica', {
+      host: '127.0.0.1',
+      port: added.ready.port,
+      bandwidthBytesPerSecond: 2 * MiB,
+    });
+    for (;;) {
+      const rebuilding = await cluster.control.control<{ rebuild: { state: string } | null }>('status');
+      if (rebuilding.rebuild !== null && rebuilding.rebuild.state !== 'done') break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await assert.rejects(cluster.control.control('revert', { name: 'base' }), {
+      code: 'ENGINE_REBUILD_BUSY',
+    });
+    assert.equal((await rebuild).state, 'done');
+    await assert.rejects(cluster.control.control('revert', { name: 'missing' }), {
+      code: 'STORE_SNAPSHOT_NOT_FOUND',
+    });
+    await cluster.control.control('revert', { name: 'base' });
+    const reverted = await status(cluster);
+    assert.equal(reverted.robustness, 'healthy');
+    assert.equal(reverted.replicas.length, 3);
+    for (const port of [...cluster.ports, added.ready.port as number]) {
+      const replica = await controlClient(t, port);
+      const head = (await replica.control<LayerInfo[]>('listChain')).find((layer) => layer.isHead);
+      assert.equal(head?.parent, 'base', `replica ${port}: the head sits on the snapshot`);
+      replica.close();
+    }
+    // Reads rotate over the replicas: every one answers with the snapshot's data.
+    for (let round = 0; round < 3; round++) {
+      assert.ok((await cluster.nbd.read(0, MiB)).equals(before), `round ${round}`);
+      assert.ok((await cluster.nbd.read(4 * MiB, MiB)).equals(Buffer.alloc(MiB)), `round ${round}: zeros`);
+    }
+  });
 });
