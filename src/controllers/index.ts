@@ -51,8 +51,18 @@ export interface ControllerOptions {
   shareManagerLeaseDirectory?: string;
 }
 
+/** One controller's work queue, for /metrics. */
+export interface ControllerQueueStatistics {
+  controller: string;
+  succeeded: number;
+  failed: number;
+  depth: number;
+}
+
 export interface RunningControllers {
   stop(): Promise<void>;
+  /** Reconciles per controller (successful and failed) and keys waiting. */
+  statistics(): ControllerQueueStatistics[];
   /** Resolves when every queue is empty and no reconcile runs (for tests). */
   idle(): Promise<void>;
 }
@@ -177,6 +187,13 @@ export async function startControllers(options: ControllerOptions): Promise<Runn
   });
 
   return {
+    statistics: () =>
+      [...queues.entries()].map(([controller, queue]) => ({
+        controller,
+        succeeded: queue.counts.succeeded,
+        failed: queue.counts.failed,
+        depth: queue.length,
+      })),
     async stop() {
       await shareManagers.stop();
       monitors.stop();

@@ -182,6 +182,9 @@ export class WorkQueue {
     return this.queue.length;
   }
 
+  /** Reconciles run so far: those that returned, and those that threw (for /metrics). */
+  readonly counts = { succeeded: 0, failed: 0 };
+
   /** Resolves when no key is waiting or being reconciled (delayed adds do not count). */
   idle(): Promise<void> {
     if (this.isIdle()) return Promise.resolve();
@@ -227,9 +230,11 @@ export class WorkQueue {
       this.processing.add(key);
       try {
         const result = await this.options.reconcile(key);
+        this.counts.succeeded++;
         this.backoff.forget(key);
         if (result?.requeueAfterMs !== undefined) this.addAfter(key, result.requeueAfterMs);
       } catch (error) {
+        this.counts.failed++;
         const retryInMs = this.stopped ? 0 : this.addRateLimited(key);
         this.options.onError?.(key, error, retryInMs);
       } finally {

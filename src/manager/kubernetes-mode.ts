@@ -31,6 +31,7 @@ import { type RunningControllers, startControllers as startAllControllers } from
 import { HornbillError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import { registerClusterMetrics } from '../metrics/cluster-metrics.ts';
+import { registerControllerMetrics } from '../metrics/controller-metrics.ts';
 import {
   type ElectionClock,
   LEADER_LEASE_NAME,
@@ -158,6 +159,7 @@ export async function startKubernetesManager(
     },
     onRunningChange: (running) => metrics.controllersRunning.set(running ? 1 : 0),
   });
+  registerControllerMetrics(metrics.registry, () => controllers.statistics());
   const elector = new LeaderElector({
     lease: options.lease,
     identity,

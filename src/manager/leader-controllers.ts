@@ -42,6 +42,11 @@ export class LeaderControllers {
   private termStarted = false;
   private desired: readonly InstanceManagerEndpoint[] | undefined;
   private running: RunningControllers | undefined;
+
+  /** The running controllers' queue statistics (none while not leading). */
+  statistics(): ReturnType<RunningControllers['statistics']> {
+    return this.running?.statistics() ?? [];
+  }
   private runningWith: readonly InstanceManagerEndpoint[] = [];
   private chain: Promise<void> = Promise.resolve();
   private retryTimer: NodeJS.Timeout | undefined;

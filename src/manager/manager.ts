@@ -25,6 +25,7 @@ import { type RunningControllers, startControllers } from '../controllers/index.
 import { isHornbillError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import { registerClusterMetrics } from '../metrics/cluster-metrics.ts';
+import { registerControllerMetrics } from '../metrics/controller-metrics.ts';
 import { DEFAULT_NAMESPACE } from '../resources/api.ts';
 import { jsonEqual } from '../resources/json.ts';
 import { openEmbeddedStore } from '../resources/store/embedded.ts';
@@ -116,6 +117,7 @@ export async function startManager(options: ManagerOptions): Promise<RunningMana
     options.onStoreFailed?.(error);
   });
   registerClusterMetrics(metrics.registry, embedded, namespace);
+  registerControllerMetrics(metrics.registry, () => controllers?.statistics() ?? []);
   metrics.leader.set(1); // the only manager of its store
   let controllers: RunningControllers | undefined;
   let server: ManagerHttp | undefined;

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GraphQLClient } from '../../src/cli/operator/client.ts';
 import { TokenStore } from '../../src/graphql/index.ts';
 import { TOKENS_FILE_NAME } from '../../src/manager/manager.ts';
+import { requireTool } from '../helpers/tools.ts';
 import { startCluster, waitFor } from './helpers/cluster.ts';
 import { openNbd, pattern, readBlock, writeBlock } from './volume-helpers.ts';
 
@@ -130,6 +132,16 @@ test('a volume driven only through GraphQL; a subscriber sees each transition in
     new RegExp(`hornbill_volume_robustness\\{volume="${VOLUME}",robustness="degraded"\\} 1`),
     'the manager’s /metrics reports the volume degraded',
   );
+  const reconciles =
+    /hornbill_controller_reconciles_total\{controller="volume",result="success"\} (\d+)/.exec(metrics);
+  assert.ok(
+    reconciles !== null && Number(reconciles[1]) > 0,
+    'the volume controller’s reconciles are counted',
+  );
+  if (requireTool(t, 'promtool', 'prometheus')) {
+    const checked = spawnSync('promtool', ['check', 'metrics'], { input: metrics, encoding: 'utf8' });
+    assert.equal(checked.status, 0, `promtool check metrics:\n${checked.stdout}${checked.stderr}`);
+  }
   const healed = await until(
     'healthy again with three RW replicas',
     (current) =>

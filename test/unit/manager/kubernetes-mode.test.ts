@@ -119,6 +119,7 @@ class ControllerLog {
         nodes: options.instanceManagers.map((endpoint) => endpoint.nodeID),
       });
       return {
+        statistics: () => [],
         stop: async () => {
           this.runningNow.delete(identity);
           this.events.push({ identity, event: 'stop', nodes: [] });

@@ -47,6 +47,7 @@ class FakeControllers {
     this.maxRunning = Math.max(this.maxRunning, this.running);
     this.events.push(`start ${list.map((endpoint) => endpoint.nodeID).join(',')}`);
     return {
+      statistics: () => [],
       stop: async () => {
         this.running--;
         this.events.push('stop');
