@@ -9,7 +9,8 @@
  * 2. the finalizer and the Engine `<volume>-e-0` exist;
  * 3. replica failures and health are marked (volume-replicas.ts);
  * 4. salvage when every replica has failed (volume-salvage.ts);
- * 5. replicas are deleted, reused or scheduled to match numberOfReplicas and data locality;
+ * 5. replicas are deleted, reused or scheduled to match numberOfReplicas and data locality,
+ *    and evicted replicas are replaced, then deleted;
  * 6. the engine and replicas move toward the desired attachment (volume-attach.ts);
  * 7. expansion: a larger spec.size goes to the running engine (ExpandEngine), then to the
  *    replicas; a detached volume is expanded at its next attach (status.expansionRequired);

@@ -2,10 +2,12 @@
  * The volume controller's decisions that need no I/O, kept pure so that unit tests can
  * hold them: robustness from replica modes, where to attach, which replicas an engine
  * starts with, which replicas a salvage brings back, whether a failed replica may be
- * reused, and when the replenishment wait ends.
+ * reused, when the replenishment wait ends, and replica eviction (which replicas leave,
+ * whether a replacement is due, which evicted replica may go).
  */
 import {
   type AttachmentTicket,
+  type Node,
   type Replica,
   type ReplicaMode,
   selectAttachmentTicket,
@@ -14,6 +16,7 @@ import {
   type VolumeRobustness,
 } from '../resources/index.ts';
 import { timestampMs } from './context.ts';
+import { findDiskOfReplica } from './scheduler/placement.ts';
 
 /** A replica that rebuilt and failed this many times is not reused again (Longhorn's limit). */
 export const MAXIMUM_REBUILD_RETRIES = 5;
@@ -223,4 +226,59 @@ export function rebuildsOnNode(
     }
   }
   return count;
+}
+
+/**
+ * Whether the replica's node or disk asks for eviction (Node `spec.evictionRequested`, or
+ * `spec.disks[disk].evictionRequested` of the disk it is on). The volume controller mirrors
+ * this into the Replica's `spec.evictionRequested`.
+ */
+export function placementEvicting(replica: Replica, nodesByName: ReadonlyMap<string, Node>): boolean {
+  if (replica.spec.nodeID === '') return false;
+  const node = nodesByName.get(replica.spec.nodeID);
+  if (node === undefined) return false;
+  if (node.spec.evictionRequested) return true;
+  const disk = findDiskOfReplica(node, replica);
+  return disk !== undefined && node.spec.disks[disk].evictionRequested === true;
+}
+
+/** Being evicted: its own spec.evictionRequested, or its node or disk is evicting. */
+export function isEvicting(replica: Replica, nodesByName: ReadonlyMap<string, Node>): boolean {
+  return replica.spec.evictionRequested || placementEvicting(replica, nodesByName);
+}
+
+export interface EvictionPlan {
+  /** The usable replicas being evicted. */
+  evicting: Replica[];
+  /** Fewer than numberOfReplicas usable replicas stay: schedule (and rebuild) one more. */
+  needsReplacement: boolean;
+  /**
+   * An evicted replica that may be deleted now: at least numberOfReplicas replicas that
+   * stay are whole (`whole`: RW in the running engine, or holding the data when detached),
+   * so the volume keeps its redundancy without it. Undefined otherwise.
+   */
+  deletable: Replica | undefined;
+}
+
+/**
+ * Eviction of a volume's replicas (as Longhorn's): an evicted replica is "to be replaced".
+ * While fewer than numberOfReplicas usable replicas are not being evicted, one more is
+ * needed; an evicted one goes only once numberOfReplicas whole replicas stay, never before.
+ * `usable` are the volume's usable replicas (not failed, not being deleted).
+ */
+export function evictionPlan(
+  usable: readonly Replica[],
+  numberOfReplicas: number,
+  evicting: (replica: Replica) => boolean,
+  whole: (replica: Replica) => boolean,
+): EvictionPlan {
+  const leaving = usable.filter(evicting);
+  if (leaving.length === 0) return { evicting: [], needsReplacement: false, deletable: undefined };
+  const staying = usable.filter((replica) => !evicting(replica));
+  const wholeStaying = staying.filter(whole).length;
+  const deletable =
+    wholeStaying >= numberOfReplicas
+      ? [...leaving].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1))[0]
+      : undefined;
+  return { evicting: leaving, needsReplacement: staying.length < numberOfReplicas, deletable };
 }

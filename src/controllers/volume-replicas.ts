@@ -13,7 +13,12 @@
  *   reuse a failed replica whose node is back (the engine re-syncs only what changed);
  *   else, once replica-replenishment-wait-interval has passed since the last failure, a new
  *   replica is scheduled (one per reconcile; condition Scheduled says why it cannot be);
- * - too many (numberOfReplicas lowered, a local replica built): the scheduler picks which go.
+ * - too many (numberOfReplicas lowered, a local replica built): the scheduler picks which go;
+ * - eviction: a replica whose node or disk asks for eviction gets `spec.evictionRequested`
+ *   (cleared again when the request is withdrawn, if the controller set it); an evicted
+ *   replica is replaced — while fewer than numberOfReplicas usable replicas are not being
+ *   evicted, one more is scheduled — and deleted once numberOfReplicas replicas that stay
+ *   are whole (Event ReplicaEvicted); when no node can take it, Event EvictionBlocked.
  */
 import {
   type Engine,
@@ -34,14 +39,23 @@ import {
 } from './context.ts';
 import { localityNeedsReplicaOn, scheduleReplica, selectReplicasToRemove } from './scheduler/index.ts';
 import {
+  evictionPlan,
+  isEvicting,
   isFailed,
   isUsable,
+  placementEvicting,
   replenishmentWaitLeftMs,
   reusableFailedReplica,
   staleReplicas,
 } from './volume-decisions.ts';
 
 export const COMPONENT = 'hornbill-volume-controller';
+/**
+ * Replica annotation: the controller set spec.evictionRequested because the node or disk
+ * asks for eviction (so it clears it when that request is withdrawn, and leaves a flag set
+ * by hand alone).
+ */
+export const EVICTION_MARK_ANNOTATION = 'hornbill.io/eviction-from-placement';
 
 export interface VolumeWorld {
   volume: Volume;
@@ -192,6 +206,34 @@ export async function balanceReplicas(
     );
     return { changed: true };
   }
+  const nodesByName = new Map(world.nodes.map((node) => [node.metadata.name, node]));
+  // Mirror the node's / disk's eviction request into the replicas (the API shows it).
+  for (const replica of living) {
+    const fromPlacement = placementEvicting(replica, nodesByName);
+    const marked = replica.metadata.annotations?.[EVICTION_MARK_ANNOTATION] !== undefined;
+    if (fromPlacement && !replica.spec.evictionRequested) {
+      await context.store.update({
+        ...replica,
+        metadata: {
+          ...replica.metadata,
+          annotations: { ...replica.metadata.annotations, [EVICTION_MARK_ANNOTATION]: 'true' },
+        },
+        spec: { ...replica.spec, evictionRequested: true },
+      });
+      return { changed: true };
+    }
+    if (!fromPlacement && marked) {
+      const annotations = { ...replica.metadata.annotations };
+      delete annotations[EVICTION_MARK_ANNOTATION];
+      await context.store.update({
+        ...replica,
+        metadata: { ...replica.metadata, annotations },
+        spec: { ...replica.spec, evictionRequested: false },
+      });
+      return { changed: true };
+    }
+  }
+  const evicting = (replica: Replica) => isEvicting(replica, nodesByName);
   const usable = living.filter(isUsable);
   const engineNodeID = world.engine?.spec.desireState === 'running' ? world.engine.spec.nodeID : '';
   const input = {
@@ -203,18 +245,39 @@ export async function balanceReplicas(
   };
   const wantsLocal = engineNodeID !== '' && localityNeedsReplicaOn({ ...input, engineNodeID });
   const wanted = volume.spec.numberOfReplicas + (wantsLocal ? 1 : 0);
-  if (usable.length > wanted && !wantsLocal) {
+  // Whole: RW in the running engine; holding the data when detached. A volume that never
+  // held data (detached, no replica ever healthy) has nothing to lose.
+  const live = liveEngineModes(context, world.engine);
+  const addresses = world.engine?.spec.replicaAddressMap ?? {};
+  const fresh = !living.some((replica) => replica.spec.healthyAt !== undefined) && engineNodeID === '';
+  const whole = (replica: Replica) =>
+    fresh ||
+    (live !== undefined
+      ? live[addresses[replica.metadata.name] ?? ''] === 'RW'
+      : engineNodeID === '' && replica.spec.healthyAt !== undefined);
+  const eviction = evictionPlan(usable, volume.spec.numberOfReplicas, evicting, whole);
+  if (eviction.deletable !== undefined) {
+    const evicted = eviction.deletable;
+    await context.store.delete({
+      kind: 'Replica',
+      namespace: context.namespace,
+      name: evicted.metadata.name,
+    });
+    await context.event(
+      volume,
+      'Normal',
+      'ReplicaEvicted',
+      `replica ${evicted.metadata.name} evicted from node ${evicted.spec.nodeID}: ${volume.spec.numberOfReplicas} whole replica(s) stay`,
+      COMPONENT,
+    );
+    return { changed: true };
+  }
+  // While replicas are being evicted, only the eviction above removes replicas.
+  if (usable.length > wanted && !wantsLocal && eviction.evicting.length === 0) {
     const modes = world.engine?.status?.replicaModeMap;
     // Remove only when every usable replica is whole (RW in the running engine; holding
     // the data when detached), so that the ones left hold the data: never during a rebuild.
-    const live = liveEngineModes(context, world.engine);
-    const addresses = world.engine?.spec.replicaAddressMap ?? {};
-    const whole = (replica: Replica) =>
-      live !== undefined
-        ? live[addresses[replica.metadata.name] ?? ''] === 'RW'
-        : engineNodeID === '' && replica.spec.healthyAt !== undefined;
-    const fresh = !living.some((replica) => replica.spec.healthyAt !== undefined) && engineNodeID === '';
-    if (fresh || usable.every(whole)) {
+    if (usable.every(whole)) {
       const victims = selectReplicasToRemove({
         ...input,
         volumeReplicas: usable,
@@ -254,7 +317,7 @@ export async function balanceReplicas(
       return { changed: true };
     }
   }
-  if (usable.length >= wanted) {
+  if (usable.length >= wanted && !eviction.needsReplacement) {
     return {
       changed: false,
       scheduling: {
@@ -277,7 +340,11 @@ export async function balanceReplicas(
     };
   }
   // Replenish: a failed replica whose node is back comes first.
-  const reusable = reusableFailedReplica(living, new Set(world.runningReplicas.keys()), nowMs);
+  const reusable = reusableFailedReplica(
+    living.filter((replica) => !evicting(replica)),
+    new Set(world.runningReplicas.keys()),
+    nowMs,
+  );
   if (reusable !== undefined && !wantsLocal) {
     await reuse(context, volume, reusable);
     return { changed: true };
@@ -304,6 +371,16 @@ export async function balanceReplicas(
     engineNodeID: engineNodeID || world.desiredNodeID || undefined,
   });
   if (!result.scheduled) {
+    if (eviction.needsReplacement) {
+      await context.event(
+        volume,
+        'Warning',
+        'EvictionBlocked',
+        `replica(s) ${eviction.evicting.map((replica) => replica.metadata.name).join(', ')} kept: no replacement can be scheduled: ${result.reason}: ${result.message}`,
+        COMPONENT,
+        { throttleMs: 30_000 },
+      );
+    }
     return {
       changed: false,
       requeueAfterMs: 10_000,
