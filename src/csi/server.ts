@@ -13,7 +13,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  type MethodDefinition,
   Server,
   ServerCredentials,
   type ServerUnaryCall,
@@ -22,6 +21,7 @@ import {
   status,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import { checkDecoded, tolerantDefinition } from '../dataplane/instance-manager/grpc-decoding.ts';
 import { HornbillError, isHornbillError } from '../errors.ts';
 import { getCapacity } from './capacity.ts';
 import { type CallDeadline, type CsiDriverContext, type CsiDriverOptions, driverContext } from './context.ts';
@@ -50,7 +50,6 @@ import { nodeHandlers } from './node.ts';
 import { csiServices } from './proto.ts';
 
 export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
-const MALFORMED = Symbol('malformed request');
 
 export interface CsiServerOptions extends CsiDriverOptions {
   /** `unix:///path/csi.sock` (or `unix:/path`). */
@@ -263,30 +262,4 @@ function removeStaleSocket(socketPath: string): void {
     // Nothing there.
   }
   fs.mkdirSync(path.dirname(socketPath), { recursive: true });
-}
-
-function checkDecoded(request: CsiRequest): CsiRequest {
-  if (request !== null && typeof request === 'object' && MALFORMED in request)
-    throw new HornbillError(
-      'INVALID_ARGUMENT',
-      `the request does not decode: ${request[MALFORMED as unknown as string]}`,
-    );
-  return request;
-}
-
-function tolerantDefinition(definition: ServiceDefinition): ServiceDefinition {
-  const tolerant: Record<string, MethodDefinition<unknown, unknown>> = {};
-  for (const [name, method] of Object.entries(definition) as [string, MethodDefinition<unknown, unknown>][]) {
-    tolerant[name] = {
-      ...method,
-      requestDeserialize: (bytes: Buffer) => {
-        try {
-          return method.requestDeserialize(bytes);
-        } catch (error) {
-          return { [MALFORMED]: (error as Error).message };
-        }
-      },
-    };
-  }
-  return tolerant;
 }

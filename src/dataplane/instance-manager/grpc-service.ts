@@ -1,17 +1,16 @@
 import {
   type handleServerStreamingCall,
-  type MethodDefinition,
   Server,
   ServerCredentials,
   type ServerUnaryCall,
   type ServerWritableStream,
-  type ServiceDefinition,
   type sendUnaryData,
   status,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { HornbillError, isHornbillError } from '../../errors.ts';
 import type { Logger } from '../../logging.ts';
+import { checkDecoded, tolerantDefinition } from './grpc-decoding.ts';
 import { toServiceError } from './grpc-errors.ts';
 import {
   diskMessage,
@@ -38,7 +37,6 @@ export const WATCH_QUEUE_MAX = 4096;
 type Request = Record<string, any>;
 
 /** Marks a request whose bytes did not decode (set by the wrapped deserializer). */
-const MALFORMED = Symbol('malformed request');
 
 export interface GrpcServerOptions {
   host: string;
@@ -408,35 +406,6 @@ export class InstanceManagerGrpcServer {
     for (const [name, count] of Object.entries(this.counters.statuses)) flat[`grpcStatus.${name}`] = count;
     return flat;
   }
-}
-
-/** Throws INVALID_ARGUMENT for a request whose bytes did not decode. */
-function checkDecoded(request: Request): Request {
-  if (request !== null && typeof request === 'object' && MALFORMED in request) {
-    throw new HornbillError(
-      'INVALID_ARGUMENT',
-      `the request does not decode: ${request[MALFORMED as unknown as string]}`,
-    );
-  }
-  return request;
-}
-
-/** The service definition with deserializers that report bad bytes instead of throwing. */
-function tolerantDefinition(definition: ServiceDefinition): ServiceDefinition {
-  const tolerant: Record<string, MethodDefinition<unknown, unknown>> = {};
-  for (const [name, method] of Object.entries(definition) as [string, MethodDefinition<unknown, unknown>][]) {
-    tolerant[name] = {
-      ...method,
-      requestDeserialize: (bytes: Buffer) => {
-        try {
-          return method.requestDeserialize(bytes);
-        } catch (error) {
-          return { [MALFORMED]: (error as Error).message };
-        }
-      },
-    };
-  }
-  return tolerant;
 }
 
 /**
