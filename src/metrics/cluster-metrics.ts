@@ -1,6 +1,6 @@
 /**
  * The manager's view of the cluster as metrics (docs/metrics.md), read from the resource
- * store at scrape time: each volume's capacity, actual size, state and robustness and
+ * store at scrape time (one list per kind per scrape): each volume's capacity, actual size, state and robustness and
  * replica count; each node's Ready and Schedulable conditions; each disk's maximum,
  * available, scheduled and reserved bytes as the node reports them; snapshot sizes. One
  * list per kind per scrape; nothing is kept between scrapes.
@@ -10,11 +10,12 @@ import { isConditionTrue } from '../resources/conditions.ts';
 import { VOLUME_ROBUSTNESS, VOLUME_STATES } from '../resources/kinds/volume.ts';
 import { parseByteQuantity } from '../resources/quantity.ts';
 import type { ResourceStore } from '../resources/store/types.ts';
-import { registerFamily, type Sample, stateSamples } from './families.ts';
+import { onePerScrape, registerFamily, type Sample, stateSamples } from './families.ts';
 
 export function registerClusterMetrics(registry: Registry, store: ResourceStore, namespace: string): void {
-  const volumes = async () => (await store.list('Volume', { namespace })).items;
-  const nodes = async () => (await store.list('Node', { namespace })).items;
+  // Several families read the same list: one list per kind per scrape, not one per family.
+  const volumes = onePerScrape(async () => (await store.list('Volume', { namespace })).items);
+  const nodes = onePerScrape(async () => (await store.list('Node', { namespace })).items);
 
   registerFamily(registry, 'hornbill_volume_capacity_bytes', 'Size of the volume.', 'gauge', async () =>
     (await volumes()).map((volume) => ({

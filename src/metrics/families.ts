@@ -90,3 +90,23 @@ export function registerProcessMetrics(
   ])
     registry.removeSingleMetric(`${prefix}${name}`);
 }
+
+/** A scrape reads every family within milliseconds: a result is reused for one second. */
+const SCRAPE_WINDOW_MS = 1000;
+
+export function onePerScrape<T>(load: () => Promise<T>): () => Promise<T> {
+  let loadedAt = Number.NEGATIVE_INFINITY;
+  let pending: Promise<T> | undefined;
+  return () => {
+    const now = performance.now();
+    if (pending === undefined || now - loadedAt > SCRAPE_WINDOW_MS) {
+      loadedAt = now;
+      pending = load();
+      // A failed list is not reused: the next family (or scrape) asks again.
+      pending.catch(() => {
+        pending = undefined;
+      });
+    }
+    return pending;
+  };
+}

@@ -9,6 +9,7 @@ import { Registry } from 'prom-client';
 import type { InstanceManager } from '../dataplane/instance-manager/instance-manager.ts';
 import {
   histogramSamples,
+  onePerScrape,
   registerFamily,
   registerProcessMetrics,
   type Sample,
@@ -154,7 +155,8 @@ export function instanceManagerRegistry(manager: InstanceManager): Registry {
     },
   );
 
-  const disks = () => manager.diskStats();
+  // Five families read the disks: statfs and the folder walk once per scrape.
+  const disks = onePerScrape(() => manager.diskStats());
   const diskFamily = (
     name: string,
     help: string,
