@@ -42,6 +42,9 @@ export const ErrorCodes = {
   REPLICA_TIMEOUT: 'A replica did not answer within the replica timeout.',
   REPLICA_PROTOCOL_ERROR: 'A replica or engine sent a frame that breaks the wire protocol.',
   ENGINE_REBUILD_BUSY: 'The engine is already rebuilding a replica; one rebuild at a time per volume.',
+  ENGINE_CLONE_BUSY:
+    'The engine is filling the volume from a clone source; snapshots, reverts, rebuilds and expansion wait until it is done.',
+  ENGINE_CLONE_NOT_EMPTY: 'A clone fills only a new volume; this one already holds data or snapshots.',
   ENGINE_FRONTEND_ACTIVE:
     'The engine serves a frontend (iSCSI or NBD); the operation (a snapshot revert) needs it started with frontend none.',
   ISCSI_VOLUME_EXISTS: 'The iSCSI target already serves a volume of this name.',
@@ -180,6 +183,8 @@ export const ErrorCodes = {
   CSI_PAGINATION_TOKEN_INVALID: 'The starting_token was not returned by this driver (gRPC ABORTED).',
   CSI_NOT_STAGED:
     'NodePublishVolume needs the staging_target_path where NodeStageVolume staged the volume (gRPC FAILED_PRECONDITION).',
+  CSI_NODE_REQUIREMENTS_MISSING:
+    "The node's CSI plugin reported host tools missing for the volume (Node condition RequiredPackages False for block volumes, NFSClientInstalled False for RWX); the message names the packages and the fix (gRPC FAILED_PRECONDITION).",
   CSI_HOST_TOOL_MISSING:
     'A host tool the node service needs (iscsiadm, mount.nfs4, mkfs.ext4, mkfs.xfs, blkid, resize2fs, xfs_growfs) is not installed, or the iSCSI initiator cannot work (iscsi_tcp not loaded, iscsid not running); the message says the fix (gRPC FAILED_PRECONDITION).',
   CSI_HOST_COMMAND_FAILED:

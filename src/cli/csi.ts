@@ -2,12 +2,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { hostConditions } from '../csi/host/requirements.ts';
+import { type HostReportResult, writeHostReport } from '../csi/host/node-report.ts';
+import { type HostCondition, hostConditions } from '../csi/host/requirements.ts';
 import type { HostOperations } from '../csi/host/types.ts';
 import { CSI_MODES, type CsiMode, servesController } from '../csi/identity.ts';
-import { startCsiServer } from '../csi/server.ts';
+import { type CsiServer, startCsiServer } from '../csi/server.ts';
 import { HornbillError } from '../errors.ts';
-import { type LogLevel, stderrLogger } from '../logging.ts';
+import { type Logger, type LogLevel, stderrLogger } from '../logging.ts';
 import { DEFAULT_NAMESPACE } from '../resources/api.ts';
 import type { ResourceStore } from '../resources/store/types.ts';
 import { announce, parseDuration, parseFlags, untilSignal } from './args.ts';
@@ -24,8 +25,10 @@ export const CSI_USAGE = `Usage:
       NODE_ID environment variable, else the host name). --store http:// talks to the
       manager's resource API; embedded:DIR opens a state folder no manager holds.
       --host-namespaces runs iscsiadm, mkfs and mount in the host's mount and network
-      namespaces (nsenter; the pod needs hostPID), as a node plugin in Kubernetes does. Prints
-      one JSON line when ready with the host tools found; stops on SIGTERM or SIGINT.`;
+      namespaces (nsenter; the pod needs hostPID), as a node plugin in Kubernetes does. A node
+      plugin with a store writes its host check to its Node resource as the conditions
+      RequiredPackages, NFSClientInstalled and Multipathd. Prints one JSON line when ready
+      with the host tools found; stops on SIGTERM or SIGINT.`;
 
 export interface CsiFlags {
   endpoint: string;
@@ -128,13 +131,26 @@ function packageVersion(): string {
   }
 }
 
-export async function csiCommand(argv: string[], options: { host?: HostOperations } = {}): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    process.stdout.write(`${CSI_USAGE}\n`);
-    return ExitCode.OK;
-  }
-  const flags = parseCsiFlags(argv);
-  const log = stderrLogger('csi', flags.logLevel);
+export interface CsiPlugin {
+  server: CsiServer;
+  /** Undefined without --store. */
+  store: ResourceStore | undefined;
+  conditions: HostCondition[];
+  /** The host report's write to the Node resource (settles undefined without a store, or when stopped first). */
+  hostReport: Promise<HostReportResult | undefined>;
+  close(): Promise<void>;
+}
+
+/**
+ * The plugin of `hornbill csi` started in this process: host check, store, server, and the
+ * host conditions written to this node's Node resource in the background (waiting for the
+ * manager to create it). `close` stops all of it and closes the store.
+ */
+export async function startCsiPlugin(
+  flags: CsiFlags,
+  options: { host?: HostOperations; log?: Logger; hostReportRetryMs?: number } = {},
+): Promise<CsiPlugin> {
+  const log = options.log ?? stderrLogger('csi', flags.logLevel);
   const host =
     options.host ??
     new (await import('../csi/host/linux.ts')).LinuxHostOperations({ hostNamespaces: flags.hostNamespaces });
@@ -148,32 +164,76 @@ export async function csiCommand(argv: string[], options: { host?: HostOperation
         message: condition.message,
       });
   const store = await openStore(flags);
-  const server = await startCsiServer({
-    endpoint: flags.endpoint,
-    mode: flags.mode,
-    nodeId: flags.nodeId,
-    namespace: flags.namespace,
-    version: packageVersion(),
+  let server: CsiServer;
+  try {
+    server = await startCsiServer({
+      endpoint: flags.endpoint,
+      mode: flags.mode,
+      nodeId: flags.nodeId,
+      namespace: flags.namespace,
+      version: packageVersion(),
+      store,
+      host,
+      log,
+      zone: flags.zone,
+      region: flags.region,
+      attachWaitMs: flags.attachWaitMs,
+    });
+  } catch (error) {
+    await store?.close();
+    throw error;
+  }
+  const stopReport = new AbortController();
+  // Only a node plugin reports its host: a controller-only plugin runs on no particular node.
+  const hostReport =
+    store === undefined || flags.mode === 'controller'
+      ? Promise.resolve(undefined)
+      : writeHostReport({
+          store,
+          namespace: flags.namespace,
+          nodeId: flags.nodeId,
+          conditions,
+          log,
+          signal: stopReport.signal,
+          retryMs: options.hostReportRetryMs,
+        }).catch((error: unknown) => {
+          log('warn', 'the host report was not written', { error: String(error) });
+          return undefined;
+        });
+  return {
+    server,
     store,
-    host,
-    log,
-    zone: flags.zone,
-    region: flags.region,
-    attachWaitMs: flags.attachWaitMs,
-  });
+    conditions,
+    hostReport,
+    async close() {
+      stopReport.abort();
+      await hostReport;
+      await server.close();
+      await store?.close();
+    },
+  };
+}
+
+export async function csiCommand(argv: string[], options: { host?: HostOperations } = {}): Promise<number> {
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`${CSI_USAGE}\n`);
+    return ExitCode.OK;
+  }
+  const flags = parseCsiFlags(argv);
+  const log = stderrLogger('csi', flags.logLevel);
+  const plugin = await startCsiPlugin(flags, { host: options.host, log });
   announce({
     role: 'csi',
     endpoint: flags.endpoint,
     mode: flags.mode,
     nodeId: flags.nodeId,
-    driver: server.context.driverName,
+    driver: plugin.server.context.driverName,
     store: flags.store?.backend ?? 'none',
-    hostConditions: conditions,
+    hostConditions: plugin.conditions,
   });
   await untilSignal(async () => {
     log('info', 'csi plugin stopping', {});
-    await server.close();
-    await store?.close();
+    await plugin.close();
   });
   return ExitCode.OK;
 }

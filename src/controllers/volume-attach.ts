@@ -49,8 +49,10 @@ export async function reconcileAttachment(
   const engineNodeDown = engineWanted && world.downNodes.has(engine.spec.nodeID);
   const living = world.replicas.filter((replica) => replica.metadata.deletionTimestamp === undefined);
 
-  // Stop the engine when it should not run where it runs.
-  if (engineWanted && (desired.nodeID !== engine.spec.nodeID || engineNodeDown)) {
+  // Stop the engine when it should not run where it runs, or not with this frontend.
+  const frontendChange =
+    engineWanted && desired.nodeID !== '' && desired.disableFrontend !== engine.spec.disableFrontend;
+  if (engineWanted && (desired.nodeID !== engine.spec.nodeID || engineNodeDown || frontendChange)) {
     await context.store.update({
       ...engine,
       spec: { ...engine.spec, desireState: 'stopped', nodeID: '', replicaAddressMap: {} },
@@ -59,7 +61,9 @@ export async function reconcileAttachment(
       ? `node ${engine.spec.nodeID} is down`
       : desired.nodeID === ''
         ? 'detach requested'
-        : `moving to node ${desired.nodeID}`;
+        : desired.nodeID === engine.spec.nodeID
+          ? `the frontend is turned ${desired.disableFrontend ? 'off' : 'on'}`
+          : `moving to node ${desired.nodeID}`;
     await context.event(
       volume,
       engineNodeDown ? 'Warning' : 'Normal',

@@ -11,10 +11,11 @@
  * 4. salvage when every replica has failed (volume-salvage.ts);
  * 5. replicas are deleted, reused or scheduled to match numberOfReplicas and data locality,
  *    and evicted replicas are replaced, then deleted;
- * 6. the engine and replicas move toward the desired attachment (volume-attach.ts);
- * 7. expansion: a larger spec.size goes to the running engine (ExpandEngine), then to the
+ * 6. a volume with spec.dataSource is filled from its source first (volume-clone.ts);
+ * 7. the engine and replicas move toward the desired attachment (volume-attach.ts);
+ * 8. expansion: a larger spec.size goes to the running engine (ExpandEngine), then to the
  *    replicas; a detached volume is expanded at its next attach (status.expansionRequired);
- * 8. status: state, robustness, currentNodeID, endpoint, actualSize, lastDegradedAt,
+ * 9. status: state, robustness, currentNodeID, endpoint, actualSize, lastDegradedAt,
  *    lastAutoSalvagedAt, condition Scheduled; ticket statuses of the VolumeAttachment.
  * Every change of state or robustness is an Event.
  */
@@ -39,6 +40,7 @@ import {
 } from './context.ts';
 import { nodeReadiness } from './node-controller.ts';
 import { type AttachOutcome, reconcileAttachment } from './volume-attach.ts';
+import { cloneInProgress, reconcileClone, removeSourceTicket } from './volume-clone.ts';
 import { desiredAttachment, robustnessFromModes, robustnessFromReplicas } from './volume-decisions.ts';
 import {
   balanceReplicas,
@@ -95,13 +97,26 @@ export async function reconcileVolume(context: ControllerContext, name: string):
   if (salvage.handled) return { requeueAfterMs: salvage.requeueAfterMs ?? 200 };
   const balance = await balanceReplicas(context, world);
   if (balance.changed) return { requeueAfterMs: 0 };
+  const clone = await reconcileClone(context, world);
+  if (clone?.requeueAfterMs === 0) return { requeueAfterMs: 0 };
   const attach = await reconcileAttachment(context, world, attachment);
   const expansionRequired = await expand(context, world, attach);
-  await writeStatus(context, world, attach, balance, expansionRequired, salvage.blocked ?? attach.blocked);
-  if (attachment !== undefined) await writeTicketStatuses(context, attachment, attach);
-  const requeues = [attach.requeueAfterMs, balance.requeueAfterMs, salvage.requeueAfterMs, RESYNC_MS].filter(
-    (value): value is number => value !== undefined,
+  await writeStatus(
+    context,
+    world,
+    attach,
+    balance,
+    expansionRequired,
+    salvage.blocked ?? attach.blocked ?? clone?.blocked,
   );
+  if (attachment !== undefined) await writeTicketStatuses(context, world.volume, attachment, attach);
+  const requeues = [
+    attach.requeueAfterMs,
+    balance.requeueAfterMs,
+    salvage.requeueAfterMs,
+    clone?.requeueAfterMs,
+    RESYNC_MS,
+  ].filter((value): value is number => value !== undefined);
   return { requeueAfterMs: Math.min(...requeues) };
 }
 
@@ -309,17 +324,25 @@ async function writeStatus(
 
 async function writeTicketStatuses(
   context: ControllerContext,
+  volume: Volume,
   attachment: VolumeAttachment,
   attach: AttachOutcome,
 ): Promise<void> {
   const statuses: NonNullable<NonNullable<VolumeAttachment['status']>['attachmentTicketStatuses']> = {};
+  // While the volume is filled from its dataSource only the clone's own ticket is served.
+  const cloning = cloneInProgress(volume);
   for (const ticket of Object.values(attachment.spec.attachmentTickets)) {
-    const satisfied = attach.phase === 'attached' && attach.nodeID === ticket.nodeID;
+    const waitsForClone = cloning && ticket.type !== 'clone';
+    const satisfied = !waitsForClone && attach.phase === 'attached' && attach.nodeID === ticket.nodeID;
     const conditions = withCondition(attachment.status?.attachmentTicketStatuses?.[ticket.id]?.conditions, {
       type: 'Satisfied',
       status: satisfied ? 'True' : 'False',
-      reason: satisfied ? 'Attached' : 'Waiting',
-      message: satisfied ? `attached on ${ticket.nodeID}` : `the volume is ${attach.phase}`,
+      reason: satisfied ? 'Attached' : waitsForClone ? 'WaitingForClone' : 'Waiting',
+      message: satisfied
+        ? `attached on ${ticket.nodeID}`
+        : waitsForClone
+          ? `the volume is being filled from ${volume.spec.dataSource}`
+          : `the volume is ${attach.phase}`,
     }).conditions;
     statuses[ticket.id] = { id: ticket.id, satisfied, conditions, generation: ticket.generation };
   }
@@ -334,6 +357,7 @@ async function writeTicketStatuses(
 
 async function teardown(context: ControllerContext, world: VolumeWorld): Promise<ReconcileResult> {
   const { volume, engine } = world;
+  await removeSourceTicket(context, volume);
   if (volume.status?.state !== 'deleting') {
     await context.store.updateStatus({ ...volume, status: { ...volume.status, state: 'deleting' } });
     await context.event(

@@ -72,16 +72,18 @@ export function desiredAttachment(
   volume: Volume,
   attachment: VolumeAttachment | undefined,
 ): { nodeID: string; disableFrontend: boolean; ticket?: AttachmentTicket } {
+  // A volume still being filled from its dataSource serves only the clone's ticket.
+  const cloning = volume.spec.dataSource !== undefined && volume.status?.cloneStatus?.state !== 'completed';
   const tickets =
     attachment === undefined
       ? undefined
-      : volume.spec.accessMode === 'rwx'
-        ? Object.fromEntries(
-            Object.entries(attachment.spec.attachmentTickets).filter(
-              ([, ticket]) => ticket.type !== 'csi-attacher',
-            ),
-          )
-        : attachment.spec.attachmentTickets;
+      : Object.fromEntries(
+          Object.entries(attachment.spec.attachmentTickets).filter(([, ticket]) =>
+            cloning
+              ? ticket.type === 'clone'
+              : volume.spec.accessMode !== 'rwx' || ticket.type !== 'csi-attacher',
+          ),
+        );
   const ticket = tickets === undefined ? undefined : selectAttachmentTicket(tickets);
   if (ticket !== undefined) {
     return {

@@ -11,8 +11,13 @@
  *   attacher retries. Waiting past the call's deadline → DEADLINE_EXCEEDED; the ticket stays,
  *   so the retry finds the volume attached or closer to it.
  * - A single-node volume published to another node → FAILED_PRECONDITION.
+ * - A node whose CSI plugin reported missing host tools for the volume (Node condition
+ *   RequiredPackages False for block volumes, NFSClientInstalled False for RWX) →
+ *   FAILED_PRECONDITION at once, with the condition's fix.
  */
+import { nodeCanServe } from '../controllers/node-conditions.ts';
 import { HornbillError, isHornbillError } from '../errors.ts';
+import type { Node } from '../resources/kinds/node.ts';
 import type { Volume } from '../resources/kinds/volume.ts';
 import type { AttachmentTicket, VolumeAttachment } from '../resources/kinds/volume-attachment.ts';
 import { findResource } from '../resources/store/helpers.ts';
@@ -44,6 +49,27 @@ function notReady(volume: Volume, why: string): HornbillError {
     state: volume.status?.state,
     robustness: volume.status?.robustness,
   });
+}
+
+/**
+ * A node whose plugin reported it cannot serve the volume (RequiredPackages False for a
+ * block volume, NFSClientInstalled False for RWX) is refused at once, with the condition's
+ * fix, instead of attaching and failing at NodeStage.
+ */
+function refuseUnservedNode(node: Node, volume: Volume): void {
+  const service = volume.spec.accessMode === 'rwx' ? 'nfs-client' : 'block';
+  const verdict = nodeCanServe(node, service);
+  if (verdict.serves) return;
+  throw new HornbillError(
+    'CSI_NODE_REQUIREMENTS_MISSING',
+    `node ${verdict.node} cannot serve volume ${volume.metadata.name} (${volume.spec.accessMode}): its condition ${verdict.missing} is False (${verdict.condition.reason}): ${verdict.condition.message}`,
+    {
+      nodeId: verdict.node,
+      volume: volume.metadata.name,
+      condition: verdict.missing,
+      reason: verdict.condition.reason,
+    },
+  );
 }
 
 /** Adds the ticket (creating the VolumeAttachment when needed); nothing when it is there. */
@@ -122,6 +148,7 @@ export async function controllerPublishVolume(
       `volume ${volumeId} (${volume.spec.accessMode}) cannot be published with ${capability.block ? 'block' : 'mount'} access in mode ${request.volume_capability.access_mode.mode}`,
       { volume: volumeId },
     );
+  refuseUnservedNode(node, volume);
   if (volume.metadata.deletionTimestamp !== undefined) throw notReady(volume, 'is being deleted');
   const readonly = request.readonly === true ? 'true' : 'false';
   if (volume.spec.accessMode === 'rwx') return publishShared(context, volume, deadline, readonly);

@@ -114,6 +114,7 @@ export class EngineControlServer {
           robustness: engine.robustness,
           replicas: engine.status(),
           rebuild: engine.rebuildStatus() ?? null,
+          clone: engine.cloneStatus() ?? null,
         };
       case 'snapshot':
         return engine.snapshot(text('name'), {
@@ -148,6 +149,27 @@ export class EngineControlServer {
               : {}),
           },
         );
+      case 'clone': {
+        if (!Array.isArray(params.sources) || params.sources.length === 0)
+          throw new HornbillError(
+            'INVALID_ARGUMENT',
+            'parameter sources must be a list of replica addresses',
+          );
+        const sources = params.sources.map((source: unknown) => {
+          const entry = source as { host?: unknown; port?: unknown };
+          if (typeof entry?.host !== 'string' || typeof entry.port !== 'number')
+            throw new HornbillError('INVALID_ARGUMENT', 'each source must be { host, port }');
+          return { host: entry.host, port: entry.port };
+        });
+        return engine.clone({
+          sources,
+          snapshot: text('snapshot'),
+          origin: text('origin'),
+          ...(typeof params.bandwidthBytesPerSecond === 'number'
+            ? { bandwidthBytesPerSecond: params.bandwidthBytesPerSecond }
+            : {}),
+        });
+      }
       case 'removeReplica':
         engine.removeReplica({ host: text('host'), port: number('port') });
         return null;

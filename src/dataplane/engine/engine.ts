@@ -9,6 +9,7 @@ import { FrameFlag } from '../protocol/frame.ts';
 import { checksumSectionBytes, isBlockAligned, writeChecksumSection } from '../protocol/payloads.ts';
 import { type ReplicaAddress, ReplicaClient } from '../protocol/replica-client.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
+import { Clone, type CloneProgress, type CloneRequest } from './clone.ts';
 import { IoGate } from './io-gate.ts';
 import { RangeLock } from './range-lock.ts';
 import { repairBlocks } from './read-repair.ts';
@@ -68,6 +69,7 @@ export class Engine implements BlockDevice {
   private closed = false;
   private readonly blockLock = new RangeLock();
   private currentRebuild: Rebuild | undefined;
+  private currentClone: Clone | undefined;
 
   private constructor(options: EngineOptions) {
     this.options = options;
@@ -417,6 +419,7 @@ export class Engine implements BlockDevice {
     name: string,
     options: { labels?: Record<string, string>; userCreated?: boolean } = {},
   ): Promise<LayerInfo> {
+    this.refuseWhileCloning('snapshot');
     return this.atIoBoundary(async () => {
       const targets = this.writers();
       if (!targets.some((replica) => replica.mode === 'RW')) throw this.notReady();
@@ -472,6 +475,7 @@ export class Engine implements BlockDevice {
 
   /** Reclaims removed snapshots on every replica; refused while a replica rebuilds (it copies those layers). */
   async purge(): Promise<unknown> {
+    this.refuseWhileCloning('purge');
     if (this.replicas.some((replica) => replica.mode === 'WO')) {
       throw new HornbillError(
         'ENGINE_REBUILD_BUSY',
@@ -490,6 +494,7 @@ export class Engine implements BlockDevice {
    * changes under whatever it cached.
    */
   async revert(name: string): Promise<ReplicaInfo> {
+    this.refuseWhileCloning('revert');
     return this.atIoBoundary(async () => {
       if (this.rebuilding()) {
         throw new HornbillError(
@@ -513,6 +518,7 @@ export class Engine implements BlockDevice {
 
   /** Grows the volume on every replica at an I/O boundary. */
   async expand(sizeBytes: number): Promise<void> {
+    this.refuseWhileCloning('expand');
     await this.atIoBoundary(async () => {
       await this.controlAll('expand', { sizeBytes });
       this.volumeSizeBytes = sizeBytes;
@@ -530,6 +536,7 @@ export class Engine implements BlockDevice {
   ): Promise<RebuildProgress> {
     if (this.closed)
       throw new HornbillError('DEVICE_NOT_READY', `volume ${this.name}: the engine is stopped`);
+    this.refuseWhileCloning('addReplica');
     if (
       this.currentRebuild !== undefined &&
       !['done', 'failed'].includes(this.currentRebuild.progress.state)
@@ -580,6 +587,48 @@ export class Engine implements BlockDevice {
     this.currentRebuild = rebuild;
     await rebuild.run();
     return rebuild.progress;
+  }
+
+  /**
+   * Fills this new, empty volume with a snapshot of another volume (clone.ts); one clone at
+   * a time, none while a replica rebuilds. Resolves with the finished clone's progress.
+   */
+  async clone(request: CloneRequest): Promise<CloneProgress> {
+    if (this.closed)
+      throw new HornbillError('DEVICE_NOT_READY', `volume ${this.name}: the engine is stopped`);
+    this.refuseWhileCloning('clone');
+    if (this.rebuilding()) {
+      throw new HornbillError(
+        'ENGINE_REBUILD_BUSY',
+        `volume ${this.name} is rebuilding a replica; a clone waits`,
+        {
+          progress: this.currentRebuild?.progress,
+        },
+      );
+    }
+    const clone = new Clone(this, request, {
+      log: this.options.log,
+      timeoutMs: this.options.replicaTimeoutMs ?? 8000,
+    });
+    this.currentClone = clone;
+    await clone.run();
+    return clone.progress;
+  }
+
+  /** The running or last clone's progress. */
+  cloneStatus(): CloneProgress | undefined {
+    return this.currentClone === undefined ? undefined : { ...this.currentClone.progress };
+  }
+
+  private refuseWhileCloning(operation: string): void {
+    const state = this.currentClone?.progress.state;
+    if (state === 'preparing' || state === 'copying') {
+      throw new HornbillError(
+        'ENGINE_CLONE_BUSY',
+        `volume ${this.name} is being filled from ${this.currentClone!.progress.origin}; ${operation} waits until the clone is done`,
+        { progress: this.currentClone!.progress },
+      );
+    }
   }
 
   /** The running or last rebuild's progress. */

@@ -3,6 +3,7 @@ import { silentLogger } from '../../logging.ts';
 import { IoStats } from '../../metrics/io-stats.ts';
 import type { LayerInfo } from '../../storage/replica-store.ts';
 import { ChannelBlockDevice } from '../engine/channel-block-device.ts';
+import type { CloneProgress } from '../engine/clone.ts';
 import type { RebuildProgress } from '../engine/rebuild.ts';
 import type { IscsiTarget } from '../iscsi/target.ts';
 import { IQN_PREFIX } from '../iscsi/target.ts';
@@ -21,6 +22,7 @@ export interface EngineControlStatus {
   robustness: Robustness;
   replicas: { address: string; mode: ReplicaModeName; local: boolean; error?: string }[];
   rebuild: RebuildProgress | null;
+  clone: CloneProgress | null;
 }
 
 export interface PurgeState {
@@ -353,6 +355,62 @@ export class EngineInstance extends Instance {
         rebuild !== undefined &&
         rebuild.target === address &&
         rebuild.startedAt >= startedAt
+      )
+        return;
+    }
+  }
+
+  /**
+   * Fills this (new, empty) volume from a snapshot of another volume whose replicas are at
+   * `sources` (clone.ts). Answers as soon as the engine reports the clone (or it failed);
+   * follow it in the engine status. The copy runs on a control connection of its own.
+   */
+  async cloneSnapshot(request: {
+    sources: string[];
+    snapshot: string;
+    origin: string;
+    bandwidthBytesPerSecond: number;
+  }): Promise<void> {
+    this.requireRunning();
+    const startedAt = new Date().toISOString();
+    this.log('info', 'cloning', {
+      origin: request.origin,
+      snapshot: request.snapshot,
+      sources: request.sources,
+    });
+    const done = this.longControl<CloneProgress>('clone', {
+      sources: request.sources.map((source) => parseReplicaAddress(source, 'source_replica_addresses')),
+      snapshot: request.snapshot,
+      origin: request.origin,
+      ...(request.bandwidthBytesPerSecond > 0
+        ? { bandwidthBytesPerSecond: request.bandwidthBytesPerSecond }
+        : {}),
+    });
+    done.then(
+      (progress) => this.log('info', 'clone done', { ...progress }),
+      (error) =>
+        this.log('warn', 'clone failed', { origin: request.origin, error: (error as Error).message }),
+    );
+    const settled = done.then(
+      () => true,
+      () => true,
+    );
+    for (;;) {
+      const outcome = await Promise.race([
+        settled,
+        new Promise<false>((resolve) => setTimeout(resolve, 50, false)),
+      ]);
+      if (outcome) {
+        await done;
+        return;
+      }
+      const clone = (await this.status().catch(() => undefined))?.clone;
+      if (
+        clone !== null &&
+        clone !== undefined &&
+        clone.origin === request.origin &&
+        clone.startedAt >= startedAt &&
+        clone.state !== 'preparing'
       )
         return;
     }

@@ -3,6 +3,7 @@
  * of proto/instance-manager.proto (snake_case, as the proto loader gives them).
  */
 import type { LayerInfo } from '../../storage/replica-store.ts';
+import type { CloneProgress } from '../engine/clone.ts';
 import type { RebuildProgress } from '../engine/rebuild.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
 import type { DiskStat } from './disk-stats.ts';
@@ -89,12 +90,7 @@ export function snapshotMessage(layer: LayerInfo): Message {
 
 export function rebuildMessage(rebuild: RebuildProgress | null): Message | null {
   if (rebuild === null) return null;
-  const progress =
-    rebuild.state === 'done'
-      ? 100
-      : rebuild.totalBytes === 0
-        ? 0
-        : Math.min(99, Math.floor((rebuild.doneBytes / rebuild.totalBytes) * 100));
+  const progress = rebuild.state === 'done' ? 100 : percent(rebuild.doneBytes, rebuild.totalBytes);
   return {
     is_rebuilding: rebuild.state !== 'done' && rebuild.state !== 'failed',
     state: rebuild.state,
@@ -108,6 +104,28 @@ export function rebuildMessage(rebuild: RebuildProgress | null): Message | null 
     finished_at: rebuild.finishedAt ?? '',
     error: rebuild.error ?? '',
   };
+}
+
+export function cloneMessage(clone: CloneProgress | null): Message | null {
+  if (clone === null) return null;
+  return {
+    is_cloning: clone.state === 'preparing' || clone.state === 'copying',
+    state: clone.state,
+    origin: clone.origin,
+    snapshot: clone.snapshot,
+    progress: clone.state === 'done' ? 100 : percent(clone.doneBytes, clone.totalBytes),
+    total_bytes: clone.totalBytes,
+    done_bytes: clone.doneBytes,
+    transferred_bytes: clone.transferredBytes,
+    source: clone.source,
+    started_at: clone.startedAt,
+    finished_at: clone.finishedAt ?? '',
+    error: clone.error ?? '',
+  };
+}
+
+function percent(done: number, total: number): number {
+  return total === 0 ? 0 : Math.min(99, Math.floor((done / total) * 100));
 }
 
 export function purgeMessage(purge: PurgeState): Message {
@@ -136,6 +154,7 @@ export function engineStatusMessage(status: EngineStatusView): Message {
       error: replica.error ?? '',
     })),
     rebuild: rebuildMessage(status.rebuild),
+    clone: cloneMessage(status.clone ?? null),
     purge: purgeMessage(status.purge),
     is_expanding: status.isExpanding,
     last_expansion_error: status.lastExpansionError,
@@ -200,6 +219,8 @@ export function shareManagerMessage(view: ShareManagerView): Message {
     device: view.device,
     health_url: view.healthUrl,
     lease_file: view.leaseFile,
+    lease_backend: view.leaseBackend,
+    lease_namespace: view.leaseNamespace,
     start_to_ready_ms: view.startToReadyMs,
     started_at: view.startedAt,
     restart_count: view.restartCount,

@@ -220,6 +220,15 @@ export class InstanceManagerGrpcServer {
         });
         return engineStatusMessage(await manager.engineStatus(request.name));
       }),
+      CloneSnapshot: unary('CloneSnapshot', async (request) => {
+        await manager.cloneSnapshot(request.name, {
+          sources: request.source_replica_addresses,
+          snapshot: request.snapshot_name,
+          origin: request.origin ?? '',
+          bandwidthBytesPerSecond: request.bandwidth_bytes_per_second,
+        });
+        return engineStatusMessage(await manager.engineStatus(request.name));
+      }),
       RemoveReplica: unary('RemoveReplica', async (request) => {
         await manager.removeReplica(request.name, request.address);
         return engineStatusMessage(await manager.engineStatus(request.name));
@@ -247,7 +256,9 @@ export class InstanceManagerGrpcServer {
             deviceEndpoint: request.device_endpoint,
             fsType: request.fs_type,
             nfsOptions: request.nfs_options,
+            leaseBackend: request.lease_backend,
             leaseFile: request.lease_file,
+            leaseNamespace: request.lease_namespace,
             leaseDurationSeconds: request.lease_duration_seconds,
             diskPath: request.disk_path,
           }),

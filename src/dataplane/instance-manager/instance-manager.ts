@@ -429,6 +429,27 @@ export class InstanceManager {
     });
   }
 
+  async cloneSnapshot(
+    name: unknown,
+    request: { sources: unknown; snapshot: unknown; origin: unknown; bandwidthBytesPerSecond?: unknown },
+  ): Promise<void> {
+    if (!Array.isArray(request.sources) || request.sources.length === 0 || request.sources.length > 64)
+      throw new HornbillError(
+        'INVALID_ARGUMENT',
+        'source_replica_addresses must list 1 to 64 replica addresses',
+      );
+    const sources = request.sources.map((source) => replicaAddress(source, 'source_replica_addresses'));
+    const snapshot = snapshotName(request.snapshot);
+    if (typeof request.origin !== 'string' || request.origin.length > 300)
+      throw new HornbillError('INVALID_ARGUMENT', 'origin must be a string of at most 300 characters');
+    await this.find(name, 'engine').cloneSnapshot({
+      sources,
+      snapshot,
+      origin: request.origin === '' ? `replica://${sources[0]}/${snapshot}` : request.origin,
+      bandwidthBytesPerSecond: bandwidth(request.bandwidthBytesPerSecond),
+    });
+  }
+
   async removeReplica(name: unknown, address: unknown): Promise<void> {
     const checked = replicaAddress(address);
     await this.find(name, 'engine').removeReplica(checked);

@@ -105,6 +105,29 @@ const KubernetesStatusRef = builder
     }),
   });
 
+const CloneStatusRef = builder
+  .objectRef<NonNullable<NonNullable<Volume['status']>['cloneStatus']>>('VolumeCloneStatus')
+  .implement({
+    description: 'Progress of filling the volume from its dataSource.',
+    fields: (t) => ({
+      state: t.exposeString('state', { description: 'pending, copying, completed or failed.' }),
+      sourceVolume: t.exposeString('sourceVolume'),
+      snapshot: t.exposeString('snapshot', { description: 'The snapshot of the source that is copied.' }),
+      nodeID: t.exposeString('nodeID', { nullable: true }),
+      progress: t.exposeInt('progress', { description: 'Percent.' }),
+      transferredBytes: t.field({
+        type: 'Bytes',
+        nullable: true,
+        resolve: (status) => status.transferredBytes,
+      }),
+      attemptCount: t.exposeInt('attemptCount'),
+      startedAt: t.exposeString('startedAt', { nullable: true }),
+      completedAt: t.exposeString('completedAt', { nullable: true }),
+      nextAttemptAt: t.exposeString('nextAttemptAt', { nullable: true }),
+      error: t.exposeString('error', { nullable: true }),
+    }),
+  });
+
 const AttachmentTicketRef = builder
   .objectRef<{
     id: string;
@@ -149,6 +172,11 @@ VolumeRef.implement({
     snapshotMaxSize: t.string({ resolve: (volume) => volume.spec.snapshotMaxSize }),
     dataSource: t.string({ nullable: true, resolve: (volume) => volume.spec.dataSource }),
     fromBackup: t.string({ nullable: true, resolve: (volume) => volume.spec.fromBackup }),
+    cloneStatus: t.field({
+      type: CloneStatusRef,
+      nullable: true,
+      resolve: (volume) => volume.status?.cloneStatus,
+    }),
     state: t.field({ type: VolumeStateEnum, nullable: true, resolve: (volume) => volume.status?.state }),
     robustness: t.field({
       type: VolumeRobustnessEnum,

@@ -24,6 +24,7 @@ export const ATTACHMENT_TICKET_TYPES = [
   'snapshot',
   'backup',
   'rebuild',
+  'clone',
 ] as const;
 export type AttachmentTicketType = (typeof ATTACHMENT_TICKET_TYPES)[number];
 
@@ -36,6 +37,7 @@ export const ATTACHMENT_TICKET_PRIORITY: Record<AttachmentTicketType, number> = 
   snapshot: 800,
   backup: 800,
   rebuild: 800,
+  clone: 800,
 };
 
 export interface AttachmentTicket {

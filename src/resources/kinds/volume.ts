@@ -109,6 +109,28 @@ export interface VolumeStatus extends StatusBase {
   shareEndpoint?: string;
   shareState?: string;
   restoreRequired?: boolean;
+  /** Progress of filling the volume from spec.dataSource (absent without one). */
+  cloneStatus?: VolumeCloneStatus;
+}
+
+export const CLONE_STATES = ['pending', 'copying', 'completed', 'failed'] as const;
+
+export interface VolumeCloneStatus {
+  /** pending → copying → completed; failed is tried again at nextAttemptAt. */
+  state: (typeof CLONE_STATES)[number];
+  sourceVolume: string;
+  /** The source's snapshot copied (for vol:// the one taken for the clone). */
+  snapshot: string;
+  /** Where both volumes are attached while the data is copied. */
+  nodeID?: string;
+  /** 0-100. */
+  progress: number;
+  transferredBytes?: number;
+  attemptCount: number;
+  startedAt?: string;
+  completedAt?: string;
+  nextAttemptAt?: string;
+  error?: string;
 }
 
 export type Volume = Resource<'Volume', VolumeSpec, VolumeStatus>;
@@ -199,6 +221,22 @@ const status = Schema.object({
   shareEndpoint: Schema.string(),
   shareState: Schema.string(),
   restoreRequired: Schema.boolean(),
+  cloneStatus: Schema.object(
+    {
+      state: Schema.enumeration(CLONE_STATES),
+      sourceVolume: Schema.string({ maxLength: 253 }),
+      snapshot: Schema.string({ maxLength: 253 }),
+      nodeID: Schema.string({ maxLength: 253 }),
+      progress: Schema.integer({ minimum: 0, maximum: 100 }),
+      transferredBytes: bytesSchema('Data bytes copied.'),
+      attemptCount: Schema.integer({ minimum: 0 }),
+      startedAt: Schema.timestamp('When the copy started.'),
+      completedAt: Schema.timestamp('When the copy completed.'),
+      nextAttemptAt: Schema.timestamp('When a failed clone is tried again.'),
+      error: Schema.string({ maxLength: 4096 }),
+    },
+    { required: ['state', 'sourceVolume', 'snapshot', 'progress', 'attemptCount'] },
+  ),
 });
 
 /** The reasons a size quantity is not a usable volume size (empty when it is). */
