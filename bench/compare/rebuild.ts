@@ -22,7 +22,6 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import type { IoRequest } from '../../src/bench/connection.ts';
 import { NbdClient } from '../../src/bench/nbd-client.ts';
 import { Permutation } from '../../src/bench/offsets.ts';
@@ -30,6 +29,7 @@ import { parseFioSize } from '../../src/bench/options.ts';
 import { ReplicaClient } from '../../src/dataplane/protocol/replica-client.ts';
 import type { HornbillError } from '../../src/errors.ts';
 import { silentLogger } from '../../src/logging.ts';
+import { parseBenchArguments } from '../common.ts';
 import { writeResultsSection } from '../results.ts';
 import { parseFioJson } from './measure.ts';
 import {
@@ -43,6 +43,8 @@ import {
   type Server,
   startHornbill,
 } from './processes.ts';
+
+const USAGE = `usage: node bench/compare/rebuild.ts [--size 4G] [--write-results] [--output FILE]`;
 
 const MiB = 1024 * 1024;
 const BLOCK = 4096;
@@ -381,12 +383,10 @@ function describe(
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      size: { type: 'string', default: '4G' },
-      'write-results': { type: 'boolean', default: false },
-      output: { type: 'string' },
-    },
+  const values = parseBenchArguments(USAGE, {
+    size: { type: 'string', default: '4G' },
+    'write-results': { type: 'boolean', default: false },
+    output: { type: 'string' },
   });
   const parsed = parseFioSize(values.size);
   if (parsed === null || parsed < 16 * MiB) throw new Error('--size must be a size of at least 16M');

@@ -19,13 +19,15 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { parseFioSize } from '../../src/bench/options.ts';
+import { parseBenchArguments } from '../common.ts';
 import { writeResultsSection } from '../results.ts';
 import { deriveProfile, fill, fio, fioWorks, hornbillBench, type Measurement } from './measure.ts';
 import { startEngine, startQemuNbd, startReplicas, startTgtd } from './peers.ts';
 import { abort, cleanUp, cleanUpNow, commandExists, onCleanUp, run } from './processes.ts';
 import { type ComparisonResults, PEERS, type PeerKey, resultTables } from './table.ts';
+
+const USAGE = `usage: node bench/compare/run.ts [--runtime 5] [--ramp 1] [--size 512M] [--profiles a,b] [--replicas 1,3] [--write-results] [--output FILE]`;
 
 const PROFILE_DIRECTORY = path.join(import.meta.dirname, '..', 'profiles');
 const ALL_PROFILES = ['iops', 'bandwidth', 'latency', 'mixed'];
@@ -49,9 +51,9 @@ export interface CompareSettings {
 }
 
 function parseSettings(argv: string[]): CompareSettings & { writeResults: boolean; output: string | null } {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
+  const values = parseBenchArguments(
+    USAGE,
+    {
       runtime: { type: 'string', default: '5' },
       ramp: { type: 'string', default: '1' },
       size: { type: 'string', default: '512M' },
@@ -60,7 +62,8 @@ function parseSettings(argv: string[]): CompareSettings & { writeResults: boolea
       'write-results': { type: 'boolean', default: false },
       output: { type: 'string' },
     },
-  });
+    argv,
+  );
   const runtimeSeconds = Number(values.runtime);
   const rampSeconds = Number(values.ramp);
   const sizeBytes = parseFioSize(values.size);

@@ -18,21 +18,20 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { ChannelBlockDevice } from '../../src/dataplane/engine/channel-block-device.ts';
 import { Engine } from '../../src/dataplane/engine/engine.ts';
 import { silentLogger } from '../../src/logging.ts';
 import { checksumImplementation } from '../../src/native.ts';
-import { randomOffsets } from '../common.ts';
+import { parseBenchArguments, randomOffsets } from '../common.ts';
 import { writeResultsSection } from '../results.ts';
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '3' },
-    'size-mib': { type: 'string', default: '1024' },
-    'rebuild-gib': { type: 'string', default: '4' },
-    'write-results': { type: 'boolean', default: false },
-  },
+const USAGE = `usage: npm run bench:engine [-- --seconds 3 --size-mib 1024 --rebuild-gib 4 --write-results]`;
+
+const values = parseBenchArguments(USAGE, {
+  seconds: { type: 'string', default: '3' },
+  'size-mib': { type: 'string', default: '1024' },
+  'rebuild-gib': { type: 'string', default: '4' },
+  'write-results': { type: 'boolean', default: false },
 });
 const SECONDS = Number(values.seconds);
 const SIZE = Number(values['size-mib']) * 1024 * 1024;

@@ -14,19 +14,18 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { ReplicaStore } from '../../src/storage/replica-store.ts';
-import { randomOffsets } from '../common.ts';
+import { parseBenchArguments, randomOffsets } from '../common.ts';
 import { writeResultsSection } from '../results.ts';
 
-const { values } = parseArgs({
-  options: {
-    seconds: { type: 'string', default: '3' },
-    rounds: { type: 'string', default: '3' },
-    'size-mib': { type: 'string', default: '1024' },
-    'chain-layers': { type: 'string', default: '2000' },
-    'write-results': { type: 'boolean', default: false },
-  },
+const USAGE = `usage: node bench/storage/run.ts [--seconds 3] [--rounds 3] [--size-mib 1024] [--chain-layers 2000] [--write-results]`;
+
+const values = parseBenchArguments(USAGE, {
+  seconds: { type: 'string', default: '3' },
+  rounds: { type: 'string', default: '3' },
+  'size-mib': { type: 'string', default: '1024' },
+  'chain-layers': { type: 'string', default: '2000' },
+  'write-results': { type: 'boolean', default: false },
 });
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
