@@ -277,6 +277,7 @@ async function runKubernetesManager(flags: KubernetesManagerFlags, log: Logger):
   const { kubernetesLeaseClient } = await import('../resources/store/kubernetes-lease.ts');
   const { startKubernetesManager } = await import('../manager/kubernetes-mode.ts');
   const { watchInstanceManagerPods } = await import('../manager/instance-manager-pods.ts');
+  const { kubernetesShareManagerLeases } = await import('../share-manager/kubernetes-leases.ts');
   const { namespace } = flags;
   const store = await openKubernetesStore({ kubeconfig: flags.kubeconfig, namespace, logger: log });
   let onLost: (error: HornbillError) => void = () => {};
@@ -286,6 +287,7 @@ async function runKubernetesManager(flags: KubernetesManagerFlags, log: Logger):
   const manager = await startKubernetesManager({
     store,
     lease: kubernetesLeaseClient(store.kubeConfig, { namespace }),
+    shareManagerLeases: kubernetesShareManagerLeases(store.kubeConfig, { namespace }),
     identity: flags.identity,
     namespace,
     listen: flags.listen,

@@ -12,10 +12,15 @@ import {
   checkAddress,
   checkGaneshaSettings,
   checkVolumeName,
+  describeLeaseLocation,
   FileLeaseClient,
+  kubernetesLeaseLocation,
+  type LeaseBackend,
+  type LeaseClient,
   type NfsOptions,
   parseNfsOptions,
   ShareManager,
+  type ShareManagerLeaseLocation,
   type ShareSource,
 } from '../share-manager/index.ts';
 import { announce, parseDuration, parseFlags, requireFlag, untilSignal } from './args.ts';
@@ -25,15 +30,18 @@ export const SHARE_MANAGER_USAGE = `Usage:
   hornbill share-manager --volume NAME --address IP [--port 2049] --state-dir DIR
                          (--export-dir DIR | --device PATH [--fs-type ext4|xfs] [--mount-dir DIR])
                          [--nfs-options min-version=4.1,lease-lifetime=60,grace-period=N]
-                         [--health-port 0] [--lease-file FILE] [--lease-identity ID]
-                         [--lease-duration 15s] [--lease-wait 60s]
+                         [--health-port 0] [--lease file] [--lease-file FILE]
+                         [--lease kubernetes [--lease-namespace hornbill-system] [--kubeconfig FILE]]
+                         [--lease-identity ID] [--lease-duration 15s] [--lease-wait 60s]
                          [--start-timeout 30s] [--stop-timeout 10s] [--liveness-interval 5s]
       Exports one volume over NFSv4 (TCP, minor versions 1 and 2 unless --nfs-options
       min-version=4.0) with nfs-ganesha at nfs://IP:PORT/NAME. --device mounts the volume's
       formatted block device on --mount-dir (default DIR/mount) and exports it; --export-dir
       exports an existing directory. Ganesha's config, log, pid file and recovery records
-      live in --state-dir. Holds the volume's lease (--lease-file, default DIR/lease.json)
-      while healthy; waits up to --lease-wait for another holder's lease to expire.
+      live in --state-dir. Holds the volume's lease while healthy: --lease file (default)
+      keeps it in --lease-file (default DIR/lease.json); --lease kubernetes in the Lease
+      share-manager-NAME of --lease-namespace (kubeconfig: --kubeconfig, KUBECONFIG, or the
+      pod's service account). Waits up to --lease-wait for another holder's lease to expire.
       GET /healthz on IP:--health-port (0: any free port). Prints one JSON line on stdout
       when the export answers, logs JSON to stderr (ganesha's log included), restarts a
       ganesha that dies or fails 3 liveness probes in a row (one every --liveness-interval),
@@ -49,7 +57,13 @@ export interface ShareManagerFlags {
     | { kind: 'device'; device: string; fsType: 'ext4' | 'xfs'; mountDirectory: string };
   nfs: NfsOptions;
   healthPort: number;
+  leaseBackend: LeaseBackend;
+  /** Lease backend `file`; '' for `kubernetes`. */
   leaseFile: string;
+  /** Lease backend `kubernetes`: the Lease `share-manager-<volume>` lives here; '' for `file`. */
+  leaseNamespace: string;
+  /** Lease backend `kubernetes`: a kubeconfig file; undefined: KUBECONFIG, ~/.kube/config, in-cluster. */
+  kubeconfig: string | undefined;
   leaseIdentity: string;
   leaseDurationMs: number;
   leaseWaitMs: number;
@@ -90,6 +104,57 @@ export function leaseTimingFor(leaseDurationMs: number): LeaderElectionTiming {
   };
 }
 
+const DEFAULT_LEASE_NAMESPACE = 'hornbill-system';
+
+function leaseFlags(
+  values: Record<string, string | boolean | undefined>,
+  stateDirectory: string,
+): Pick<ShareManagerFlags, 'leaseBackend' | 'leaseFile' | 'leaseNamespace' | 'kubeconfig'> {
+  const text = (name: string) => values[name] as string | undefined;
+  const backend = text('lease') ?? 'file';
+  if (backend === 'file') {
+    if (text('lease-namespace') !== undefined || text('kubeconfig') !== undefined)
+      throw usage('--lease-namespace and --kubeconfig go with --lease kubernetes');
+    const leaseFile = path.resolve(text('lease-file') ?? path.join(stateDirectory, 'lease.json'));
+    return { leaseBackend: 'file', leaseFile, leaseNamespace: '', kubeconfig: undefined };
+  }
+  if (backend !== 'kubernetes')
+    throw usage(`--lease must be file or kubernetes, not ${JSON.stringify(backend)}`);
+  if (text('lease-file') !== undefined) throw usage('--lease-file goes with --lease file');
+  const leaseNamespace = text('lease-namespace') ?? DEFAULT_LEASE_NAMESPACE;
+  try {
+    checkVolumeName(leaseNamespace, '--lease-namespace');
+  } catch {
+    throw usage(`--lease-namespace must be a namespace name, not ${JSON.stringify(leaseNamespace)}`);
+  }
+  const kubeconfig = text('kubeconfig');
+  return {
+    leaseBackend: 'kubernetes',
+    leaseFile: '',
+    leaseNamespace,
+    kubeconfig: kubeconfig === undefined ? undefined : path.resolve(kubeconfig),
+  };
+}
+
+/** Where the lease is, as the ready line and the logs say it. */
+export function leaseLocationOf(flags: ShareManagerFlags): ShareManagerLeaseLocation {
+  return flags.leaseBackend === 'file'
+    ? { backend: 'file', file: flags.leaseFile }
+    : kubernetesLeaseLocation(flags.leaseNamespace, flags.volume);
+}
+
+/**
+ * The lease the share manager campaigns with. Kubernetes: the kubeconfig is loaded (and
+ * @kubernetes/client-node imported) only then; KUBERNETES_CONFIG_INVALID when there is none.
+ */
+export async function shareManagerLeaseClient(flags: ShareManagerFlags): Promise<LeaseClient> {
+  if (flags.leaseBackend === 'file') return new FileLeaseClient(flags.leaseFile);
+  const { loadKubeConfig } = await import('../resources/store/kubernetes-config.ts');
+  const { kubernetesShareManagerLeases } = await import('../share-manager/kubernetes-leases.ts');
+  const kubeConfig = loadKubeConfig({ kubeconfig: flags.kubeconfig });
+  return kubernetesShareManagerLeases(kubeConfig, { namespace: flags.leaseNamespace }).client(flags.volume);
+}
+
 /** The command line, checked: every problem is CLI_USAGE naming the flag. */
 export function parseShareManagerFlags(argv: string[]): ShareManagerFlags {
   const { values } = parseFlags(
@@ -105,7 +170,10 @@ export function parseShareManagerFlags(argv: string[]): ShareManagerFlags {
       'mount-dir': { type: 'string' },
       'nfs-options': { type: 'string' },
       'health-port': { type: 'string' },
+      lease: { type: 'string' },
       'lease-file': { type: 'string' },
+      'lease-namespace': { type: 'string' },
+      kubeconfig: { type: 'string' },
       'lease-identity': { type: 'string' },
       'lease-duration': { type: 'string' },
       'lease-wait': { type: 'string' },
@@ -145,7 +213,7 @@ export function parseShareManagerFlags(argv: string[]): ShareManagerFlags {
       source,
       nfs: parseNfsOptions(values['nfs-options'] ?? ''),
       healthPort: portFlag(values['health-port'], '--health-port', 0, 0),
-      leaseFile: path.resolve(values['lease-file'] ?? path.join(stateDirectory, 'lease.json')),
+      ...leaseFlags(values, stateDirectory),
       leaseIdentity: values['lease-identity'] ?? `${os.hostname()}:${process.pid}`,
       leaseDurationMs,
       leaseWaitMs: durationFlag(values['lease-wait'], '--lease-wait', 60_000, 0),
@@ -184,7 +252,7 @@ export async function shareManagerCommand(argv: string[]): Promise<number> {
       nfs: flags.nfs,
     },
     source,
-    lease: new FileLeaseClient(flags.leaseFile),
+    lease: await shareManagerLeaseClient(flags),
     leaseIdentity: flags.leaseIdentity,
     leaseTiming: leaseTimingFor(flags.leaseDurationMs),
     leaseAcquireTimeoutMs: flags.leaseWaitMs,
@@ -206,7 +274,8 @@ export async function shareManagerCommand(argv: string[]): Promise<number> {
     nfsPid: info.nfsPid,
     startToReadyMs: info.startToReadyMs,
     leaseIdentity: info.leaseIdentity,
-    leaseFile: flags.leaseFile,
+    lease: describeLeaseLocation(leaseLocationOf(flags)),
+    ...(flags.leaseBackend === 'file' ? { leaseFile: flags.leaseFile } : {}),
   });
   const failure = await Promise.race([
     untilSignal(() => manager.stop()).then(() => undefined),

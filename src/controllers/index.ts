@@ -16,6 +16,7 @@ import path from 'node:path';
 import { isHornbillError } from '../errors.ts';
 import type { LogLevel } from '../logging.ts';
 import { Informer, type Kind, type ResourceOf, type ResourceStore } from '../resources/index.ts';
+import type { ShareManagerLeases } from '../share-manager/index.ts';
 import { type ControllerContext, createContext, type QueueName } from './context.ts';
 import { reconcileEngine } from './engine-controller.ts';
 import {
@@ -49,6 +50,8 @@ export interface ControllerOptions {
    * (embedded mode: all nodes are on this machine). Default: under the system's temp folder.
    */
   shareManagerLeaseDirectory?: string;
+  /** The share managers' leases; Kubernetes mode passes Lease objects (wins over the folder). */
+  shareManagerLeases?: ShareManagerLeases;
 }
 
 /** One controller's work queue, for /metrics. */
@@ -173,6 +176,7 @@ export async function startControllers(options: ControllerOptions): Promise<Runn
     namespace,
     log,
     instanceManagers: options.instanceManagers,
+    leases: options.shareManagerLeases,
     leaseDirectory:
       options.shareManagerLeaseDirectory ??
       path.join(os.tmpdir(), 'hornbill-share-manager-leases', namespace),

@@ -22,6 +22,7 @@
  *
  * ```ts
  * const manager = await startKubernetesManager({ store, lease: kubernetesLeaseClient(store.kubeConfig, { namespace }),
+ *   shareManagerLeases: kubernetesShareManagerLeases(store.kubeConfig, { namespace }),
  *   identity: process.env.POD_NAME, namespace, listen, instanceManagers: { discover: (onChange) => watchPods(onChange) },
  *   tokensFile: '/etc/hornbill/tokens/api-tokens.json', log, onLeadershipLost: () => shutdown(1) });
  * ```
@@ -40,6 +41,7 @@ import {
   type LeaseClient,
 } from '../resources/leader-election.ts';
 import type { ResourceStore } from '../resources/store/types.ts';
+import type { ShareManagerLeases } from '../share-manager/index.ts';
 import { recordLogger, serveManagerHttp } from './http-server.ts';
 import { LeaderControllers } from './leader-controllers.ts';
 import { applySettings, type InstanceManagerEndpoint } from './manager.ts';
@@ -65,6 +67,11 @@ export interface KubernetesManagerOptions {
   /** The Kubernetes store (or any ResourceStore, in tests); closed by close(). */
   store: ResourceStore;
   lease: LeaseClient;
+  /**
+   * The RWX share managers' leases for the share-manager controller: the command passes
+   * `kubernetesShareManagerLeases` (Lease objects `share-manager-<volume>` in the namespace).
+   */
+  shareManagerLeases?: ShareManagerLeases;
   /** Unique per replica: the pod name. */
   identity: string;
   namespace: string;
@@ -150,7 +157,13 @@ export async function startKubernetesManager(
   const controllers = new LeaderControllers({
     log,
     start: (instanceManagers): Promise<RunningControllers> =>
-      startControllers({ store, namespace, instanceManagers, log: recordLogger(log) }),
+      startControllers({
+        store,
+        namespace,
+        instanceManagers,
+        log: recordLogger(log),
+        shareManagerLeases: options.shareManagerLeases,
+      }),
     beforeStart: async () => {
       const settings = options.settings ?? {};
       if (Object.keys(settings).length === 0) return;

@@ -57,6 +57,12 @@ export interface LeaseClient {
   update(record: LeaseRecord): Promise<LeaseRecord>;
 }
 
+/** A LeaseClient that can also remove its Lease (the share managers' leases, on teardown). */
+export interface DeletableLeaseClient extends LeaseClient {
+  /** Removes the Lease; one that is already gone is fine. */
+  delete(): Promise<void>;
+}
+
 export interface LeaderElectionTiming {
   /** How long a holding lasts without renewal (written into the Lease). Default 15 s. */
   leaseDurationMs: number;

@@ -20,6 +20,7 @@ export type { ShareHostOperations } from './device.ts';
 export type { HealthDocument } from './health.ts';
 export {
   breakExpiredLease,
+  type DeletableLeaseClient,
   FileLeaseClient,
   healthGatedLease,
   type LeaseClient,
@@ -31,6 +32,15 @@ export {
   observe,
   shareManagerLeaseName,
 } from './lease.ts';
+export {
+  describeLeaseLocation,
+  fileShareManagerLeases,
+  kubernetesLeaseLocation,
+  LEASE_BACKENDS,
+  type LeaseBackend,
+  type ShareManagerLeaseLocation,
+  type ShareManagerLeases,
+} from './lease-backend.ts';
 export { probeNfsNull } from './nfs-probe.ts';
 export {
   ShareManager,

@@ -30,6 +30,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { HornbillError, isHornbillError } from '../errors.ts';
 import {
+  type DeletableLeaseClient,
   isLeaseExpired,
   type LeaseClient,
   type LeaseObservation,
@@ -38,6 +39,7 @@ import {
 } from '../resources/leader-election.ts';
 
 export {
+  type DeletableLeaseClient,
   type LeaseClient,
   type LeaseObservation,
   type LeaseRecord,
@@ -128,8 +130,8 @@ function checkStoredLease(value: unknown, file: string): StoredLease {
   return record as StoredLease;
 }
 
-/** A LeaseClient on a JSON file: get, create (fails if present), update (conditional). */
-export class FileLeaseClient implements LeaseClient {
+/** A LeaseClient on a JSON file: get, create (fails if present), update (conditional), delete. */
+export class FileLeaseClient implements DeletableLeaseClient {
   readonly file: string;
   private readonly lockFile: string;
 
@@ -184,6 +186,11 @@ export class FileLeaseClient implements LeaseClient {
       }
       return this.write({ ...record, resourceVersion: String(Number(current.resourceVersion) + 1) });
     });
+  }
+
+  /** Removes the file (under the lock, so no write is half done); a missing file is fine. */
+  async delete(): Promise<void> {
+    await this.locked(() => fs.rm(this.file, { force: true }));
   }
 
   private async write(record: StoredLease): Promise<LeaseRecord> {

@@ -9,15 +9,20 @@
  * ```ts
  * const shares = await startShareManagerController({ store, namespace: 'hornbill-system', log,
  *   instanceManagers: [{ nodeID: 'node-1', grpcAddress: '127.0.0.11:8500' }],
- *   leaseDirectory: '/var/lib/hornbill/share-manager-leases' });
+ *   leaseDirectory: '/var/lib/hornbill/share-manager-leases' }); // or leases: kubernetesShareManagerLeases(…)
  * await shares.idle();
  * await shares.stop();
  * ```
  */
-import { InstanceManagerClient } from '../../dataplane/instance-manager/grpc-client.ts';
-import { isHornbillError } from '../../errors.ts';
+import { type GrpcMessage, InstanceManagerClient } from '../../dataplane/instance-manager/grpc-client.ts';
+import { HornbillError, isHornbillError } from '../../errors.ts';
 import type { LogLevel } from '../../logging.ts';
 import { Informer, type Kind, type ResourceOf, type ResourceStore } from '../../resources/index.ts';
+import {
+  fileShareManagerLeases,
+  type ShareManagerLeaseLocation,
+  type ShareManagerLeases,
+} from '../../share-manager/index.ts';
 import { createContext } from '../context.ts';
 import { InstanceManagerMonitors } from '../instance-manager-monitor.ts';
 import { WorkQueue } from '../work-queue.ts';
@@ -41,11 +46,16 @@ export interface ShareManagerControllerOptions {
   /** Or a client per node, owned by the caller (tests). */
   instanceManagerClient?: (nodeID: string) => InstanceManagerClient | undefined;
   /**
-   * Where the share managers' lease files live: a folder the controller and every node's share
-   * managers see (in `hornbill up`, e.g. `<data>/share-manager-leases`; in Kubernetes a
-   * Lease object replaces it).
+   * Where the share managers' leases live (src/share-manager/lease-backend.ts): in Kubernetes
+   * mode `kubernetesShareManagerLeases` (Lease objects `share-manager-<volume>`). Absent:
+   * files in `leaseDirectory`.
    */
-  leaseDirectory: string;
+  leases?: ShareManagerLeases;
+  /**
+   * Embedded mode, without `leases`: the folder of the lease files, one the controller and
+   * every node's share managers see (in `hornbill up`, `<data>/share-manager-leases`).
+   */
+  leaseDirectory?: string;
   /** Service addresses are taken from this network (default 127.200.0.0/16). */
   serviceNetwork?: string;
   /** NFS port of every share manager (default 2049, a Service's port). */
@@ -66,6 +76,26 @@ export interface RunningShareManagerController {
   idle(): Promise<void>;
 }
 
+function leaseBackendOf(options: ShareManagerControllerOptions): ShareManagerLeases {
+  if (options.leases !== undefined) return options.leases;
+  if (options.leaseDirectory === undefined || options.leaseDirectory === '')
+    throw new HornbillError(
+      'INVALID_ARGUMENT',
+      'the share manager controller needs leases or leaseDirectory',
+      {
+        field: 'leaseDirectory',
+      },
+    );
+  return fileShareManagerLeases(options.leaseDirectory);
+}
+
+/** CreateShareManager's lease fields for a lease location. */
+export function leaseRequestFields(location: ShareManagerLeaseLocation): GrpcMessage {
+  return location.backend === 'file'
+    ? { lease_backend: 'file', lease_file: location.file, lease_namespace: '' }
+    : { lease_backend: 'kubernetes', lease_file: '', lease_namespace: location.namespace };
+}
+
 export async function startShareManagerController(
   options: ShareManagerControllerOptions,
 ): Promise<RunningShareManagerController> {
@@ -77,7 +107,7 @@ export async function startShareManagerController(
   for (const manager of options.instanceManagers ?? [])
     ownClients.set(manager.nodeID, new InstanceManagerClient(manager.grpcAddress, { deadlineMs: 60_000 }));
   const clientOf = (nodeID: string) => options.instanceManagerClient?.(nodeID) ?? ownClients.get(nodeID);
-  const leases = new LeaseWatch({ leaseDirectory: options.leaseDirectory, leaseDurationSeconds });
+  const leases = new LeaseWatch(leaseBackendOf(options));
   const allocator = new AddressAllocator({ network, store, namespace });
   const healthyAt = new Map<string, number>();
   // The shared event recorder; this controller needs no monitors of its own.
@@ -96,7 +126,8 @@ export async function startShareManagerController(
     hasInstanceManager: (nodeID) => clientOf(nodeID) !== undefined,
     instanceManagerClient: clientOf,
     allocateAddress: (volume) => allocator.allocate(volume),
-    leaseFile: (volume) => leases.file(volume),
+    leaseLocation: (volume) => leases.location(volume),
+    removeLease: (volume) => leases.remove(volume),
     leaseState: (volume) => leases.state(volume),
     breakLease: (volume) => leases.breakExpired(volume),
     markHealthy: (volume) => healthyAt.set(volume, Date.now()),
@@ -114,7 +145,7 @@ export async function startShareManagerController(
       device_endpoint: deviceEndpoint,
       fs_type: 'ext4',
       nfs_options: options.nfsOptions ?? '',
-      lease_file: leases.file(volume.metadata.name),
+      ...leaseRequestFields(leases.location(volume.metadata.name)),
       lease_duration_seconds: leaseDurationSeconds,
     }),
     event: (object, type, reason, message, eventOptions) =>

@@ -7,6 +7,7 @@ import type { InstanceManagerClient } from '../../dataplane/instance-manager/grp
 import { HornbillError } from '../../errors.ts';
 import type { Node, ShareManager, VolumeAttachment } from '../../resources/index.ts';
 import { getOrUndefined } from '../context.ts';
+import { nodeCanServe } from '../node-conditions.ts';
 import type { NodeCandidate } from './decisions.ts';
 import {
   PREVIOUS_NODES_ANNOTATION,
@@ -28,7 +29,9 @@ export async function nodeCandidates(
     .map((node) => ({
       name: node.metadata.name,
       ready: conditionTrue(node, 'Ready'),
-      schedulable: conditionTrue(node, 'Schedulable'),
+      // The share manager attaches the volume's block device on its node (iscsiadm, mkfs):
+      // a node whose CSI plugin reported RequiredPackages False cannot take it.
+      schedulable: conditionTrue(node, 'Schedulable') && nodeCanServe(node, 'block').serves,
     }));
   return { nodes, candidates };
 }

@@ -1,9 +1,9 @@
 /**
  * Removing a share manager: its volume was deleted or is no longer rwx, or the ShareManager is
  * being deleted. The process goes from every node it ran on (a node that is down is not waited
- * for), then the ticket, the lease file and the Volume's share fields; then the finalizer.
+ * for), then the ticket, the lease (file or Lease object) and the Volume's share fields; then
+ * the finalizer.
  */
-import fs from 'node:fs/promises';
 import { isHornbillError } from '../../errors.ts';
 import type { ShareManager, Volume } from '../../resources/index.ts';
 import type { ReconcileResult } from '../work-queue.ts';
@@ -37,7 +37,7 @@ export async function tearDown(
     }
   }
   await removeTicket(world, name);
-  await fs.rm(world.leaseFile(name), { force: true });
+  await world.removeLease(name);
   world.forget(name);
   if (volume !== undefined && volume.metadata.deletionTimestamp === undefined)
     await writeVolumeShareStatus(world, volume, undefined);

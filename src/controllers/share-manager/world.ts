@@ -1,17 +1,18 @@
 /**
  * What a ShareManager reconcile works with (reconcile.ts): the store, clients of the instance
- * managers, the leases (observed by the controller's own clock, src/share-manager/lease.ts),
+ * managers, the leases (observed by the controller's own clock, src/share-manager/lease.ts,
+ * through a `ShareManagerLeases` factory: files in embedded mode, Lease objects in Kubernetes),
  * the service address allocator, and the names, annotations and defaults of the controller.
  */
-import path from 'node:path';
 import type { GrpcMessage, InstanceManagerClient } from '../../dataplane/instance-manager/grpc-client.ts';
 import type { AnyResource, ResourceStore, ShareManager, Volume } from '../../resources/index.ts';
 import {
   breakExpiredLease,
-  FileLeaseClient,
   type LeaseObservation,
   leaseExpiry,
   observe,
+  type ShareManagerLeaseLocation,
+  type ShareManagerLeases,
 } from '../../share-manager/index.ts';
 import { type ServiceNetwork, serviceAddressFor } from './decisions.ts';
 
@@ -45,7 +46,10 @@ export interface ShareManagerWorld {
   hasInstanceManager(nodeID: string): boolean;
   instanceManagerClient(nodeID: string): InstanceManagerClient | undefined;
   allocateAddress(volume: string): Promise<string>;
-  leaseFile(volume: string): string;
+  /** Where the volume's share manager finds its lease (CreateShareManager's lease fields). */
+  leaseLocation(volume: string): ShareManagerLeaseLocation;
+  /** Deletes the volume's lease (file or Lease object) and forgets its observation. */
+  removeLease(volume: string): Promise<void>;
   /** Reads and observes the lease; undefined when there is no lease record. */
   leaseState(volume: string): Promise<{ expired: boolean; remainingMs: number } | undefined>;
   /** Frees the expired lease as observed; false when its holder renewed meanwhile. */
@@ -63,29 +67,24 @@ export interface ShareManagerWorld {
   ): Promise<void>;
 }
 
-export interface LeaseSettings {
-  leaseDirectory: string;
-  leaseDurationSeconds: number;
-}
-
 /** The leases of every volume, each observed by this controller's clock. */
 export class LeaseWatch {
-  private readonly settings: LeaseSettings;
+  private readonly leases: ShareManagerLeases;
   private readonly observations = new Map<string, LeaseObservation>();
 
-  constructor(settings: LeaseSettings) {
-    this.settings = settings;
+  constructor(leases: ShareManagerLeases) {
+    this.leases = leases;
   }
 
-  file(volume: string): string {
-    return path.join(this.settings.leaseDirectory, `${volume}.json`);
+  location(volume: string): ShareManagerLeaseLocation {
+    return this.leases.location(volume);
   }
 
   async state(
     volume: string,
     nowMs = Date.now(),
   ): Promise<{ expired: boolean; remainingMs: number } | undefined> {
-    const record = await new FileLeaseClient(this.file(volume)).get();
+    const record = await this.leases.client(volume).get();
     if (record === undefined) {
       this.observations.delete(volume);
       return undefined;
@@ -99,9 +98,14 @@ export class LeaseWatch {
   async breakExpired(volume: string, nowMs = Date.now()): Promise<boolean> {
     const seen = this.observations.get(volume);
     if (seen === undefined) return true; // no lease record: nobody holds it
-    const broken = await breakExpiredLease(new FileLeaseClient(this.file(volume)), seen, nowMs);
+    const broken = await breakExpiredLease(this.leases.client(volume), seen, nowMs);
     if (broken) this.observations.delete(volume);
     return broken;
+  }
+
+  async remove(volume: string): Promise<void> {
+    await this.leases.client(volume).delete();
+    this.observations.delete(volume);
   }
 
   forget(volume: string): void {

@@ -70,7 +70,9 @@ export interface ShareManagerView {
   /** The block device (source device), once logged in. */
   device: string;
   healthUrl: string;
+  leaseBackend: ShareManagerSpec['leaseBackend'];
   leaseFile: string;
+  leaseNamespace: string;
   startToReadyMs: number;
   startedAt: string;
   restartCount: number;
@@ -449,7 +451,9 @@ export class ShareManagerHost {
       exportPath,
       device: hosted.device,
       healthUrl: hosted.state === 'running' ? (hosted.ready?.health ?? '') : '',
+      leaseBackend: spec.leaseBackend,
       leaseFile: spec.leaseFile,
+      leaseNamespace: spec.leaseNamespace,
       startToReadyMs: hosted.ready?.startToReadyMs ?? 0,
       startedAt: hosted.startedAt,
       restartCount: Math.max(0, hosted.starts - 1),

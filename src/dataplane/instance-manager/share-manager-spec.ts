@@ -7,15 +7,22 @@
  * - mount point, when the source is the volume's block device: `<state>/mount`
  *
  * Every path is built here from a disk of this instance manager and a checked volume name;
- * only the lease file comes from the request (it must be where the controller reads it, in a
- * folder every node shares in embedded mode), and it is checked to be an absolute, normalized
- * `.json` path of plain characters.
+ * only the lease file comes from the request (lease backend `file`: it must be where the
+ * controller reads it, in a folder every node shares in embedded mode), and it is checked to
+ * be an absolute, normalized `.json` path of plain characters. With lease backend
+ * `kubernetes` the share manager campaigns for the Lease `share-manager-<volume>` in
+ * `leaseNamespace` (a DNS-1123 label) through this pod's service account.
  */
 import path from 'node:path';
 import { parseIscsiEndpoint } from '../../csi/host/types.ts';
 import type { HornbillError as HornbillErrorType } from '../../errors.ts';
 import { HornbillError, isHornbillError } from '../../errors.ts';
-import { checkAddress, parseNfsOptions } from '../../share-manager/index.ts';
+import {
+  checkAddress,
+  checkVolumeName,
+  type LeaseBackend,
+  parseNfsOptions,
+} from '../../share-manager/index.ts';
 import { diskPath, instanceName, volumeName } from './validation.ts';
 
 export type ShareSourceKind = 'directory' | 'device';
@@ -40,7 +47,11 @@ export interface ShareManagerSpec {
   fsType: ShareFilesystem;
   /** `--nfs-options` as given (validated by the share manager's own parser). */
   nfsOptions: string;
+  leaseBackend: LeaseBackend;
+  /** '' for lease backend `kubernetes`. */
   leaseFile: string;
+  /** The Lease's namespace for lease backend `kubernetes`; '' for `file`. */
+  leaseNamespace: string;
   leaseDurationSeconds: number;
   /** The disk holding the state folder (and the export folder). */
   diskPath: string;
@@ -55,7 +66,9 @@ export interface ShareManagerSpecInput {
   deviceEndpoint?: unknown;
   fsType?: unknown;
   nfsOptions?: unknown;
+  leaseBackend?: unknown;
   leaseFile?: unknown;
+  leaseNamespace?: unknown;
   leaseDurationSeconds?: unknown;
   diskPath?: unknown;
 }
@@ -83,6 +96,43 @@ function asArgument<T>(field: string, check: () => T): T {
   }
 }
 
+/** The lease backend and where its lease is: a file, or a namespace (the Lease's name follows the volume). */
+function leaseFields(
+  input: ShareManagerSpecInput,
+): Pick<ShareManagerSpec, 'leaseBackend' | 'leaseFile' | 'leaseNamespace'> {
+  const leaseBackend = optionalText(input.leaseBackend, 'lease_backend') || 'file';
+  const leaseFile = optionalText(input.leaseFile, 'lease_file');
+  const leaseNamespace = optionalText(input.leaseNamespace, 'lease_namespace');
+  if (leaseBackend === 'kubernetes') {
+    if (leaseFile !== '') throw invalid('lease_file', 'goes with lease_backend file only', leaseFile);
+    asArgument('lease_namespace', () => checkVolumeName(leaseNamespace, 'lease_namespace'));
+    return { leaseBackend, leaseFile, leaseNamespace };
+  }
+  if (leaseBackend !== 'file') throw invalid('lease_backend', 'must be file or kubernetes', leaseBackend);
+  if (leaseNamespace !== '')
+    throw invalid('lease_namespace', 'goes with lease_backend kubernetes only', leaseNamespace);
+  if (
+    leaseFile.length > PATH_CHARS_MAX ||
+    !path.isAbsolute(leaseFile) ||
+    path.normalize(leaseFile) !== leaseFile ||
+    !SAFE_PATH.test(leaseFile) ||
+    !leaseFile.endsWith('.json')
+  )
+    throw invalid(
+      'lease_file',
+      'must be an absolute, normalized path of A-Z a-z 0-9 . _ - + @ / ending in .json',
+      leaseFile,
+    );
+  return { leaseBackend, leaseFile, leaseNamespace };
+}
+
+/** `hornbill share-manager` lease flags for a spec. */
+export function shareManagerLeaseArguments(spec: ShareManagerSpec): string[] {
+  return spec.leaseBackend === 'kubernetes'
+    ? ['--lease', 'kubernetes', '--lease-namespace', spec.leaseNamespace]
+    : ['--lease', 'file', '--lease-file', spec.leaseFile];
+}
+
 export function shareManagerSpec(input: ShareManagerSpecInput, disks: readonly string[]): ShareManagerSpec {
   const name = instanceName(input.name);
   const volume = volumeName(input.volumeName);
@@ -105,19 +155,7 @@ export function shareManagerSpec(input: ShareManagerSpecInput, disks: readonly s
     throw invalid('fs_type', 'must be ext4 or xfs', fsType);
   const nfsOptions = optionalText(input.nfsOptions, 'nfs_options');
   asArgument('nfs_options', () => parseNfsOptions(nfsOptions));
-  const leaseFile = optionalText(input.leaseFile, 'lease_file');
-  if (
-    leaseFile.length > PATH_CHARS_MAX ||
-    !path.isAbsolute(leaseFile) ||
-    path.normalize(leaseFile) !== leaseFile ||
-    !SAFE_PATH.test(leaseFile) ||
-    !leaseFile.endsWith('.json')
-  )
-    throw invalid(
-      'lease_file',
-      'must be an absolute, normalized path of A-Z a-z 0-9 . _ - + @ / ending in .json',
-      leaseFile,
-    );
+  const { leaseBackend, leaseFile, leaseNamespace } = leaseFields(input);
   const duration =
     input.leaseDurationSeconds === undefined || input.leaseDurationSeconds === 0
       ? LEASE_DURATION_SECONDS_DEFAULT
@@ -143,7 +181,9 @@ export function shareManagerSpec(input: ShareManagerSpecInput, disks: readonly s
     deviceEndpoint,
     fsType: fsType as ShareFilesystem,
     nfsOptions,
+    leaseBackend,
     leaseFile,
+    leaseNamespace,
     leaseDurationSeconds: duration,
     diskPath: disk,
   };
@@ -177,7 +217,8 @@ export function shareManagerArguments(
     ...['--volume', spec.volumeName, '--address', spec.address, '--port', String(spec.port)],
     ...['--state-dir', stateDirectory, ...source],
     ...(spec.nfsOptions === '' ? [] : ['--nfs-options', spec.nfsOptions]),
-    ...['--lease-file', spec.leaseFile, '--lease-duration', `${spec.leaseDurationSeconds}s`],
+    ...shareManagerLeaseArguments(spec),
+    ...['--lease-duration', `${spec.leaseDurationSeconds}s`],
     ...['--lease-identity', `${options.nodeName}/${spec.name}`],
     ...['--lease-wait', `${spec.leaseDurationSeconds * 2}s`],
     ...['--start-timeout', `${options.startTimeoutSeconds ?? 30}s`],

@@ -1,7 +1,9 @@
 /**
  * The leader-election Lease (coordination.k8s.io/v1) through the API server: the LeaseClient
- * that src/resources/leader-election.ts campaigns with. Reads map 404 to "no Lease"; writes
- * are conditional on the resourceVersion read (409 → RESOURCE_CONFLICT). Lease times are
+ * that src/resources/leader-election.ts campaigns with, and the share managers' Leases
+ * (`share-manager-<volume>`, src/share-manager/kubernetes-leases.ts). Reads map 404 to "no
+ * Lease"; writes are conditional on the resourceVersion read (409 → RESOURCE_CONFLICT);
+ * delete ignores a Lease already gone. Lease times are
  * MicroTime (RFC 3339 with six fractional digits).
  *
  * ```ts
@@ -11,7 +13,12 @@
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { isHornbillError } from '../../errors.ts';
 import type { JsonObject } from '../json.ts';
-import { LEADER_LEASE_NAME, type LeaseClient, type LeaseRecord, type LeaseSpec } from '../leader-election.ts';
+import {
+  type DeletableLeaseClient,
+  LEADER_LEASE_NAME,
+  type LeaseRecord,
+  type LeaseSpec,
+} from '../leader-election.ts';
 import { kubernetesRequestOptions } from './kubernetes-config.ts';
 import { fromKubernetesError } from './kubernetes-errors.ts';
 
@@ -76,7 +83,10 @@ export function leaseObject(
   return { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata, spec: body };
 }
 
-export function kubernetesLeaseClient(kubeConfig: KubeConfig, options: KubernetesLeaseOptions): LeaseClient {
+export function kubernetesLeaseClient(
+  kubeConfig: KubeConfig,
+  options: KubernetesLeaseOptions,
+): DeletableLeaseClient {
   const api = kubeConfig.makeApiClient(CoordinationV1Api);
   const name = options.name ?? LEADER_LEASE_NAME;
   const { namespace } = options;
@@ -115,6 +125,15 @@ export function kubernetesLeaseClient(kubeConfig: KubeConfig, options: Kubernete
         api.replaceNamespacedLease({ name, namespace, body }, kubernetesRequestOptions({ timeoutMs })),
       );
       return leaseRecordOf(lease);
+    },
+    async delete() {
+      try {
+        await call('delete', () =>
+          api.deleteNamespacedLease({ name, namespace }, kubernetesRequestOptions({ timeoutMs })),
+        );
+      } catch (error) {
+        if (!isHornbillError(error, 'RESOURCE_NOT_FOUND')) throw error;
+      }
     },
   };
 }

@@ -193,7 +193,7 @@ test('Services and the ServiceMonitor select pods and ports that exist', { skip:
     );
 });
 
-test('RBAC: bindings name roles and ServiceAccounts that exist; no wildcards; the instance manager has no API access', {
+test('RBAC: bindings name roles and ServiceAccounts that exist; no wildcards; the instance manager only holds share-manager Leases', {
   skip: missing,
 }, () => {
   const { manifests, find } = loadAll();
@@ -211,7 +211,8 @@ test('RBAC: bindings name roles and ServiceAccounts that exist; no wildcards; th
         1,
         `${binding.metadata.name}: ServiceAccount ${subject.name}`,
       );
-      assert.notEqual(subject.name, 'hornbill-instance-manager');
+      if (subject.name === 'hornbill-instance-manager')
+        assert.equal(binding.roleRef.name, 'hornbill-share-manager-leases', `${binding.metadata.name}`);
     }
   }
   for (const role of manifests.filter(
@@ -220,8 +221,46 @@ test('RBAC: bindings name roles and ServiceAccounts that exist; no wildcards; th
     for (const rule of role.rules)
       for (const field of ['apiGroups', 'resources', 'verbs'])
         assert.ok(!rule[field].includes('*'), `${role.metadata.name}: no * in ${field}`);
+  // The share managers run inside the instance manager's pod (its children) and campaign for
+  // their Leases with its token: get, create, update of Leases in hornbill-system, nothing more.
   const [instanceManagerAccount] = find('ServiceAccount', 'hornbill-instance-manager');
-  assert.equal(instanceManagerAccount.automountServiceAccountToken, false);
+  assert.equal(instanceManagerAccount.automountServiceAccountToken, true);
+  const [instanceManagers] = find('DaemonSet', 'hornbill-instance-manager');
+  assert.notEqual(instanceManagers.spec.template.spec.automountServiceAccountToken, false);
+  const instanceManagerBindings = manifests.filter(
+    (manifest) =>
+      manifest.kind.endsWith('Binding') &&
+      manifest.subjects.some((subject: Manifest) => subject.name === 'hornbill-instance-manager'),
+  );
+  assert.deepEqual(
+    instanceManagerBindings.map((binding) => `${binding.kind} ${binding.metadata.namespace}`),
+    [`RoleBinding ${NAMESPACE}`],
+  );
+  const [shareManagerRole] = find('Role', 'hornbill-share-manager-leases');
+  assert.equal(shareManagerRole.metadata.namespace, NAMESPACE);
+  assert.deepEqual(shareManagerRole.rules, [
+    { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'create', 'update'] },
+  ]);
+  // The manager reads, breaks (update) and deletes them, in hornbill-system only.
+  const managerLeaseVerbs = new Set(
+    manifests
+      .filter((manifest) => manifest.kind === 'Role' && manifest.metadata.namespace === NAMESPACE)
+      .filter((role) =>
+        find('RoleBinding', role.metadata.name).some((binding) =>
+          binding.subjects.some((subject: Manifest) => subject.name === 'hornbill-manager'),
+        ),
+      )
+      .flatMap((role) => role.rules)
+      .filter(
+        (rule: Manifest) =>
+          rule.apiGroups.includes('coordination.k8s.io') &&
+          rule.resources.includes('leases') &&
+          rule.resourceNames === undefined,
+      )
+      .flatMap((rule: Manifest) => rule.verbs),
+  );
+  for (const verb of ['get', 'list', 'update', 'delete'])
+    assert.ok(managerLeaseVerbs.has(verb), `the manager may ${verb} share-manager Leases`);
   // The CSI controller can write the three kinds it owns, and only read the others.
   const [csiRole] = find('Role', 'hornbill-csi-controller');
   const writable = csiRole.rules

@@ -26,6 +26,7 @@ import { ManagerMetrics, meteredStore } from '../../../src/manager/metrics.ts';
 import type { ElectionClock, LeaseClient, LeaseRecord } from '../../../src/resources/leader-election.ts';
 import { openEmbeddedStore } from '../../../src/resources/store/embedded.ts';
 import type { ResourceStore } from '../../../src/resources/store/types.ts';
+import { fileShareManagerLeases, type ShareManagerLeases } from '../../../src/share-manager/index.ts';
 import { tempDirectory } from '../../helpers/temp.ts';
 
 const namespace = 'hornbill-system';
@@ -107,12 +108,15 @@ class MemoryLease {
 class ControllerLog {
   readonly events: { identity: string; event: 'start' | 'stop'; nodes: string[] }[] = [];
   readonly runningNow = new Set<string>();
+  /** The share managers' leases each start was given. */
+  readonly shareManagerLeases: (ShareManagerLeases | undefined)[] = [];
   overlap = false;
 
   startFor(identity: string) {
     return async (options: ControllerOptions): Promise<RunningControllers> => {
       if (this.runningNow.size > 0) this.overlap = true;
       this.runningNow.add(identity);
+      this.shareManagerLeases.push(options.shareManagerLeases);
       this.events.push({
         identity,
         event: 'start',
@@ -144,6 +148,7 @@ interface Cluster {
   clock: FakeClock;
   controllers: ControllerLog;
   lost: Map<string, HornbillError>;
+  shareManagerLeases: ShareManagerLeases;
   replica(identity: string, source?: InstanceManagerSource): Promise<RunningKubernetesManager>;
 }
 
@@ -154,6 +159,7 @@ async function cluster(t: TestContext): Promise<Cluster> {
   const clock = new FakeClock();
   const controllers = new ControllerLog();
   const lost = new Map<string, HornbillError>();
+  const shareManagerLeases = fileShareManagerLeases(path.join(directory, 'share-manager-leases'));
   const replicas: RunningKubernetesManager[] = [];
   t.after(async () => {
     for (const replica of replicas) await replica.close();
@@ -165,12 +171,14 @@ async function cluster(t: TestContext): Promise<Cluster> {
     clock,
     controllers,
     lost,
+    shareManagerLeases,
     async replica(identity, source = { static: [nodeA, nodeB] }) {
       // Every replica's close() closes "its" store; they share one here, closed by the test.
       const shared: ResourceStore = { ...meteredStore(store, new ManagerMetrics()), close: async () => {} };
       const manager = await startKubernetesManager({
         store: shared,
         lease: lease.clientFor(identity),
+        shareManagerLeases,
         identity,
         namespace,
         listen: { host: '127.0.0.1', port: 0 },
@@ -194,7 +202,7 @@ async function json(url: string): Promise<{ status: number; body: Record<string,
 }
 
 test('one of two replicas leads: it writes the settings and runs the controllers; health and metrics say so', async (t) => {
-  const { store, clock, controllers, replica } = await cluster(t);
+  const { store, clock, controllers, replica, shareManagerLeases } = await cluster(t);
   const a = await replica('manager-a');
   await clock.advance(100);
   const b = await replica('manager-b');
@@ -204,6 +212,11 @@ test('one of two replicas leads: it writes the settings and runs the controllers
   assert.deepEqual(controllers.events, [
     { identity: 'manager-a', event: 'start', nodes: ['node-a', 'node-b'] },
   ]);
+  assert.equal(
+    controllers.shareManagerLeases[0],
+    shareManagerLeases,
+    'the share-manager leases reach the controllers',
+  );
   const setting = await store.get({ kind: 'Setting', namespace, name: 'replica-soft-anti-affinity' });
   assert.equal(setting.spec.value, 'true');
 

@@ -1,12 +1,14 @@
 /**
  * deploy/rbac.yaml grants what the Kubernetes backend uses: every Hornbill kind (with status
- * and finalizers), core/v1 Events, and the leader-election Lease. Read with PyYAML.
+ * and finalizers), core/v1 Events, the leader-election Lease, and the share managers' Leases
+ * (read, broken, deleted by the share-manager controller). Read with PyYAML.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
 import { LEADER_LEASE_NAME } from '../../../src/resources/leader-election.ts';
 import { KIND_DEFINITIONS, KINDS } from '../../../src/resources/registry.ts';
+import { shareManagerLeaseName } from '../../../src/share-manager/index.ts';
 import { parseYamlDocuments, yamlParserMissing } from './yaml-parser.ts';
 
 interface Rule {
@@ -59,6 +61,13 @@ test('deploy/rbac.yaml covers the Kubernetes backend', { skip: missing }, () => 
     assert.ok(
       allows(leaseRules, 'coordination.k8s.io', 'leases', verb, LEADER_LEASE_NAME),
       `${verb} the Lease`,
+    );
+  }
+  // The share-manager controller's side of the share managers' Leases (any volume's name).
+  for (const verb of ['get', 'list', 'update', 'delete']) {
+    assert.ok(
+      allows(leaseRules, 'coordination.k8s.io', 'leases', verb, shareManagerLeaseName('pvc-1')),
+      `${verb} share-manager Leases`,
     );
   }
   assert.equal(byKind('ClusterRoleBinding').length, 1);

@@ -1,10 +1,11 @@
-/** `hornbill share-manager` command line: defaults, the two sources, and every refusal as CLI_USAGE. */
+/** `hornbill share-manager` command line: defaults, the two sources, the two lease backends, and every refusal as CLI_USAGE. */
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { leaseTimingFor, parseShareManagerFlags } from '../../../src/cli/share-manager.ts';
+import { leaseLocationOf, leaseTimingFor, parseShareManagerFlags } from '../../../src/cli/share-manager.ts';
 import { isHornbillError } from '../../../src/errors.ts';
 import { checkTiming } from '../../../src/resources/leader-election.ts';
+import { describeLeaseLocation } from '../../../src/share-manager/index.ts';
 
 const BASE = ['--volume', 'pvc-1', '--address', '127.0.0.21', '--state-dir', '/tmp/sm-state'];
 
@@ -74,6 +75,39 @@ describe('parseShareManagerFlags', () => {
     usageError([...BASE, '--export-dir', '/e', '--lease-duration', '1s'], '--lease-duration');
     usageError([...BASE, '--export-dir', '/e', '--lease-duration', '3500ms'], 'whole seconds');
     usageError([...BASE, '--export-dir', '/e', '--bogus'], 'bogus');
+  });
+
+  it('takes the lease from a file (default) or from a Kubernetes Lease', () => {
+    const file = parseShareManagerFlags([...BASE, '--export-dir', '/e', '--lease-file', 'l.json']);
+    assert.equal(file.leaseBackend, 'file');
+    assert.equal(file.leaseFile, path.resolve('l.json'));
+    assert.equal(describeLeaseLocation(leaseLocationOf(file)), `file:${path.resolve('l.json')}`);
+    const kubernetes = parseShareManagerFlags([...BASE, '--export-dir', '/e', '--lease', 'kubernetes']);
+    assert.equal(kubernetes.leaseBackend, 'kubernetes');
+    assert.equal(kubernetes.leaseFile, '');
+    assert.equal(kubernetes.leaseNamespace, 'hornbill-system');
+    assert.equal(kubernetes.kubeconfig, undefined, 'KUBECONFIG, ~/.kube/config or in-cluster');
+    assert.equal(
+      describeLeaseLocation(leaseLocationOf(kubernetes)),
+      'kubernetes:hornbill-system/share-manager-pvc-1',
+    );
+    const other = parseShareManagerFlags([
+      ...[...BASE, '--export-dir', '/e', '--lease', 'kubernetes'],
+      ...['--lease-namespace', 'storage', '--kubeconfig', 'kc.yaml'],
+    ]);
+    assert.equal(other.leaseNamespace, 'storage');
+    assert.equal(other.kubeconfig, path.resolve('kc.yaml'));
+    usageError([...BASE, '--export-dir', '/e', '--lease', 'etcd'], '--lease must be file or kubernetes');
+    usageError(
+      [...BASE, '--export-dir', '/e', '--lease', 'kubernetes', '--lease-file', '/l.json'],
+      '--lease-file',
+    );
+    usageError([...BASE, '--export-dir', '/e', '--lease-namespace', 'x'], '--lease kubernetes');
+    usageError([...BASE, '--export-dir', '/e', '--kubeconfig', '/k'], '--lease kubernetes');
+    usageError(
+      [...BASE, '--export-dir', '/e', '--lease', 'kubernetes', '--lease-namespace', 'Bad_Name'],
+      '--lease-namespace',
+    );
   });
 
   it('derives lease timing the leader elector accepts, 15 s giving Kubernetes defaults', () => {

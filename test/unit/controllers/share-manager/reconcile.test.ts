@@ -5,16 +5,17 @@
  * share manager is started again in place; an unreachable node is waited for until the lease
  * expires, then the lease is broken and the share manager moves (ticket, annotations, the
  * ShareManagerFailover Event); accessMode changed away from rwx tears it down without waiting
- * for a node that is down.
+ * for a node that is down, deleting the lease. Run on both lease backends: files (embedded
+ * mode) and Lease objects over HTTP (Kubernetes mode, test/helpers/kubernetes-lease-server.ts).
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import {
   inServiceNetwork,
   parseServiceNetwork,
 } from '../../../../src/controllers/share-manager/decisions.ts';
+import { leaseRequestFields } from '../../../../src/controllers/share-manager/index.ts';
 import { reconcileShareManager } from '../../../../src/controllers/share-manager/reconcile.ts';
 import {
   ADDRESS_ANNOTATION,
@@ -28,6 +29,9 @@ import type { InstanceManagerClient } from '../../../../src/dataplane/instance-m
 import { HornbillError } from '../../../../src/errors.ts';
 import { type ResourceStore, setCondition } from '../../../../src/resources/index.ts';
 import { openEmbeddedStore } from '../../../../src/resources/store/embedded.ts';
+import { fileShareManagerLeases, type ShareManagerLeases } from '../../../../src/share-manager/index.ts';
+import { kubernetesShareManagerLeases } from '../../../../src/share-manager/kubernetes-leases.ts';
+import { startKubernetesLeaseServer } from '../../../helpers/kubernetes-lease-server.ts';
 import { tempDirectory } from '../../../helpers/temp.ts';
 
 const namespace = 'hornbill-system';
@@ -37,6 +41,7 @@ class FakeInstanceManager {
   reachable = true;
   readonly shares = new Map<string, Record<string, unknown>>();
   readonly calls: string[] = [];
+  readonly requests: Record<string, unknown>[] = [];
   readonly node: string;
 
   constructor(node: string) {
@@ -52,6 +57,7 @@ class FakeInstanceManager {
         if (method === 'ListShareManagers')
           return { share_managers: [...this.shares.values()], can_attach_devices: false };
         if (method === 'CreateShareManager') {
+          this.requests.push(request);
           const instance = {
             name,
             state: 'running',
@@ -90,13 +96,33 @@ async function setAttached(store: ResourceStore, nodeID: string) {
   });
 }
 
-test('share manager reconcile: start, restart in place, fail over on lease expiry, tear down', async (t) => {
+const backends: Record<string, (t: TestContext, directory: string) => Promise<ShareManagerLeases>> = {
+  file: async (_t, directory) => fileShareManagerLeases(path.join(directory, 'leases')),
+  kubernetes: async (t) => {
+    const server = await startKubernetesLeaseServer();
+    t.after(() => server.close());
+    return kubernetesShareManagerLeases(server.kubeConfig, { namespace });
+  },
+};
+
+for (const [backend, openLeases] of Object.entries(backends)) {
+  test(`share manager reconcile (${backend} leases): start, restart in place, fail over on lease expiry, tear down`, async (t) => {
+    await scenario(t, openLeases);
+  });
+}
+
+async function scenario(
+  t: TestContext,
+  openLeases: (t: TestContext, directory: string) => Promise<ShareManagerLeases>,
+): Promise<void> {
   const directory = tempDirectory(t, 'hornbill-sm-reconcile-');
+  const backend = await openLeases(t, directory);
+  const lease = backend.client('vol');
   const store = await openEmbeddedStore({ directory: path.join(directory, 'state') });
   t.after(() => store.close());
   let nowMs = Date.now();
   const managers = new Map(['node-1', 'node-2'].map((node) => [node, new FakeInstanceManager(node)]));
-  const leases = new LeaseWatch({ leaseDirectory: path.join(directory, 'leases'), leaseDurationSeconds: 3 });
+  const leases = new LeaseWatch(backend);
   const network = parseServiceNetwork('127.201.0.0/16');
   const allocator = new AddressAllocator({ network, store, namespace });
   const events: string[] = [];
@@ -109,7 +135,8 @@ test('share manager reconcile: start, restart in place, fail over on lease expir
     hasInstanceManager: (node) => managers.has(node),
     instanceManagerClient: (node) => managers.get(node)?.client(),
     allocateAddress: (volume) => allocator.allocate(volume),
-    leaseFile: (volume) => leases.file(volume),
+    leaseLocation: (volume) => leases.location(volume),
+    removeLease: (volume) => leases.remove(volume),
     leaseState: (volume) => leases.state(volume, nowMs),
     breakLease: (volume) => leases.breakExpired(volume, nowMs),
     markHealthy: () => {
@@ -122,6 +149,7 @@ test('share manager reconcile: start, restart in place, fail over on lease expir
       volume_name: volume.metadata.name,
       address: shareManager.metadata.annotations?.[ADDRESS_ANNOTATION],
       port: 2049,
+      ...leaseRequestFields(leases.location(volume.metadata.name)),
     }),
     event: async (_object, _type, reason) => {
       events.push(reason);
@@ -169,6 +197,14 @@ test('share manager reconcile: start, restart in place, fail over on lease expir
   const dataSource = current.status?.conditions?.find((condition) => condition.type === 'DataSource');
   assert.equal(dataSource?.status, 'False');
   assert.equal(dataSource?.reason, 'DirectoryExport');
+  const leaseFields = managers.get('node-1')!.requests[0];
+  assert.equal(
+    leaseFields.lease_backend,
+    backend.backend,
+    'the share manager gets the lease the controller reads',
+  );
+  if (backend.backend === 'kubernetes') assert.equal(leaseFields.lease_namespace, namespace);
+  else assert.equal(leaseFields.lease_file, path.join(directory, 'leases', 'vol.json'));
   let volume = await store.get({ kind: 'Volume', namespace, name: 'vol' });
   assert.equal(volume.status?.shareEndpoint, `nfs://${address}:2049/vol`);
   assert.equal(volume.status?.shareState, 'running');
@@ -179,17 +215,12 @@ test('share manager reconcile: start, restart in place, fail over on lease expir
   assert.equal(managers.get('node-1')!.calls.filter((call) => call === 'CreateShareManager').length, 2);
 
   // Node 1 stops answering while its lease is fresh: wait, still running, Ready Unknown.
-  fs.mkdirSync(path.join(directory, 'leases'), { recursive: true });
-  fs.writeFileSync(
-    leases.file('vol'),
-    JSON.stringify({
-      holderIdentity: 'node-1/share-manager-vol',
-      leaseDurationSeconds: 3,
-      leaseTransitions: 0,
-      resourceVersion: '7',
-      renewTimeMs: nowMs,
-    }),
-  );
+  await lease.create({
+    holderIdentity: 'node-1/share-manager-vol',
+    leaseDurationSeconds: 3,
+    leaseTransitions: 0,
+    renewTimeMs: nowMs,
+  });
   managers.get('node-1')!.reachable = false;
   const result = await reconcile();
   current = await shareManager();
@@ -208,7 +239,7 @@ test('share manager reconcile: start, restart in place, fail over on lease expir
   assert.equal(current.status?.nodeID, 'node-2');
   assert.equal(current.status?.state, 'starting');
   assert.equal(current.metadata.annotations?.[PREVIOUS_NODES_ANNOTATION], 'node-1');
-  assert.equal(JSON.parse(fs.readFileSync(leases.file('vol'), 'utf8')).holderIdentity, '', 'lease broken');
+  assert.equal((await lease.get())?.holderIdentity, '', 'lease broken');
   assert.ok(events.includes('ShareManagerMoving'));
   await reconcile(); // ticket moves
   assert.equal(
@@ -240,5 +271,5 @@ test('share manager reconcile: start, restart in place, fail over on lease expir
   volume = await store.get({ kind: 'Volume', namespace, name: 'vol' });
   assert.equal(volume.status?.shareEndpoint, undefined);
   assert.equal(volume.status?.shareState, undefined);
-  assert.equal(fs.existsSync(leases.file('vol')), false);
-});
+  assert.equal(await lease.get(), undefined, 'the lease deleted');
+}
