@@ -361,6 +361,7 @@ export class CommandFlow {
     }
     const residualFlags = overflow > 0 ? Flag.OVERFLOW : underflow > 0 ? Flag.UNDERFLOW : 0;
     const residual = overflow > 0 ? overflow : underflow;
+    sender.holdUntilTickEnd();
     sender.cork();
     if (sendBytes > 0 && command.senseLength === 0 && command.status === ScsiStatus.GOOD) {
       this.sendDataIn(task, sendBytes, residualFlags, residual);

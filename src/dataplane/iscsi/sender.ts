@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { assert } from '../../assert.ts';
 import { crc32c } from '../../native.ts';
+import { TickCork } from '../tick-cork.ts';
 import { BHS_BYTES, DIGEST_BYTES, type PduHeader, paddedLength } from './pdu.ts';
 
 /** Something to tell when the last byte of a PDU has been handed to the kernel. */
@@ -52,8 +53,11 @@ export class PduSender {
   private readonly freeRecords: WriteRecord[] = [];
   private readonly onWriteDone = (): void => this.writeDone();
 
+  private readonly tickCork: TickCork;
+
   constructor(socket: Socket) {
     this.socket = socket;
+    this.tickCork = new TickCork(socket);
   }
 
   get queuedBytes(): number {
@@ -62,6 +66,11 @@ export class PduSender {
 
   cork(): void {
     this.socket.cork();
+  }
+
+  /** Holds what is sent until this tick's work is done: responses completed together leave in one writev. */
+  holdUntilTickEnd(): void {
+    this.tickCork.hold();
   }
 
   uncork(): void {

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
 import { assert } from '../../assert.ts';
 import type { MappingRun } from '../block-device.ts';
+import { TickCork } from '../tick-cork.ts';
 import { errorMessageFor, isExpectedDeviceError, nbdErrorFor } from './error-mapping.ts';
 import type { NbdLogger } from './logger.ts';
 import type { NbdExport } from './nbd-export.ts';
@@ -70,6 +71,8 @@ export interface TransmissionOptions {
 export class Transmission implements SlotOwner {
   readonly entry: NbdExport;
   private readonly socket: Socket;
+  /** Replies completed in one batch leave in one writev. */
+  private readonly cork: TickCork;
   private readonly pool: PayloadPool;
   private readonly structuredReplies: boolean;
   private readonly baseAllocation: boolean;
@@ -96,6 +99,7 @@ export class Transmission implements SlotOwner {
       'maxInFlight must be positive',
     );
     this.socket = options.socket;
+    this.cork = new TickCork(options.socket);
     this.entry = options.entry;
     this.pool = options.pool;
     this.structuredReplies = options.structuredReplies;
@@ -335,6 +339,7 @@ export class Transmission implements SlotOwner {
     }
     slot.state = SlotState.REPLYING;
     const socket = this.socket;
+    this.cork.hold();
     if (slot.command !== Command.READ) {
       socket.write(slot.encodeSimpleReply(0), slot.onWritten);
       return;
@@ -377,6 +382,7 @@ export class Transmission implements SlotOwner {
       this.freeSlot(slot);
       return;
     }
+    this.cork.hold();
     this.replyError(slot, nbdError, error);
   }
 

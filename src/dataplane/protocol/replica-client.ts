@@ -2,6 +2,7 @@ import net from 'node:net';
 import { HornbillError, isHornbillError } from '../../errors.ts';
 import type { Logger } from '../../logging.ts';
 import type { LayerExtent } from '../../storage/replica-store.ts';
+import { TickCork } from '../tick-cork.ts';
 import { encodeHeader, FRAME_HEADER_BYTES, type FrameHeader, Op, type OpValue } from './frame.ts';
 import { FrameReader } from './frame-reader.ts';
 import {
@@ -64,15 +65,11 @@ export class ReplicaClient {
   private readonly freeSlots: Slot[] = [];
   private readonly slotWaiters: ((slot: Slot) => void)[] = [];
   private counter = 0;
-  private corked = false;
+  private readonly cork = new TickCork();
   private failure: HornbillError | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastActivity = 0;
   private readonly failureListeners: ((error: HornbillError) => void)[] = [];
-  private readonly uncork = () => {
-    this.corked = false;
-    this.socket?.uncork();
-  };
 
   constructor(options: ReplicaClientOptions) {
     this.options = options;
@@ -117,6 +114,7 @@ export class ReplicaClient {
   async connect(connectTimeoutMs = 5000): Promise<void> {
     const socket = net.connect({ host: this.address.host, port: this.address.port, noDelay: true });
     this.socket = socket;
+    this.cork.attach(socket);
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), connectTimeoutMs);
       socket.once('connect', () => {
@@ -306,11 +304,7 @@ export class ReplicaClient {
       slot.resolve = resolve;
       slot.reject = reject;
     });
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      process.nextTick(this.uncork);
-    }
+    this.cork.hold();
     socket.write(slot.header);
     if (first !== null && first.length > 0) socket.write(first);
     if (second !== null && second.length > 0) socket.write(second);
