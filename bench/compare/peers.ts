@@ -170,6 +170,7 @@ export async function startEngine(
   replicas: Server[],
   sizeBytes: number,
   frontend: 'iscsi' | 'nbd',
+  workers = 1,
 ): Promise<Endpoint> {
   const port = await freePort();
   const engine = await startHornbill([
@@ -181,6 +182,8 @@ export async function startEngine(
     ...replicas.flatMap((replica) => ['--replica', `127.0.0.1:${replica.ready.port}`]),
     '--frontend',
     frontend,
+    '--workers',
+    String(workers),
     '--listen',
     `127.0.0.1:${port}`,
   ]);

@@ -27,7 +27,7 @@ import { startEngine, startQemuNbd, startReplicas, startTgtd } from './peers.ts'
 import { abort, cleanUp, cleanUpNow, commandExists, onCleanUp, run } from './processes.ts';
 import { type ComparisonResults, PEERS, type PeerKey, resultTables } from './table.ts';
 
-const USAGE = `usage: node bench/compare/run.ts [--runtime 5] [--ramp 1] [--size 512M] [--profiles a,b] [--replicas 1,3] [--write-results] [--output FILE]`;
+const USAGE = `usage: node bench/compare/run.ts [--runtime 5] [--ramp 1] [--size 512M] [--profiles a,b] [--replicas 1,3] [--engine-workers 1] [--write-results] [--output FILE]`;
 
 const PROFILE_DIRECTORY = path.join(import.meta.dirname, '..', 'profiles');
 const ALL_PROFILES = ['iops', 'bandwidth', 'latency', 'mixed'];
@@ -48,6 +48,8 @@ export interface CompareSettings {
   sizeBytes: number;
   profiles: string[];
   replicaCounts: number[];
+  /** Engine worker threads (1, the instance manager's default; 0 runs the engine inline). */
+  engineWorkers: number;
 }
 
 function parseSettings(argv: string[]): CompareSettings & { writeResults: boolean; output: string | null } {
@@ -59,6 +61,7 @@ function parseSettings(argv: string[]): CompareSettings & { writeResults: boolea
       size: { type: 'string', default: '512M' },
       profiles: { type: 'string', default: ALL_PROFILES.join(',') },
       replicas: { type: 'string', default: '1,3' },
+      'engine-workers': { type: 'string', default: '1' },
       'write-results': { type: 'boolean', default: false },
       output: { type: 'string' },
     },
@@ -76,7 +79,11 @@ function parseSettings(argv: string[]): CompareSettings & { writeResults: boolea
   const replicaCounts = values.replicas.split(',').map(Number);
   if (replicaCounts.some((count) => !Number.isInteger(count) || count < 1 || count > 3))
     throw new Error('--replicas takes replica counts from 1 to 3, such as 1,3');
+  const engineWorkers = Number(values['engine-workers']);
+  if (!Number.isInteger(engineWorkers) || engineWorkers < 0 || engineWorkers > 8)
+    throw new Error('--engine-workers takes 0 to 8');
   return {
+    engineWorkers,
     runtimeMs: runtimeSeconds * 1000,
     rampMs: rampSeconds * 1000,
     sizeBytes: Math.floor(sizeBytes / (1024 * 1024)) * 1024 * 1024,
@@ -211,7 +218,7 @@ export async function compare(
     try {
       servers = await startReplicas(work, `hb${replicas}`, replicas, size);
       try {
-        const iscsi = await startEngine(servers, size, 'iscsi');
+        const iscsi = await startEngine(servers, size, 'iscsi', settings.engineWorkers);
         try {
           await fill(iscsi.url, size);
           await measurePeer(results, iscsiKey, profiles, (profile) => hornbillBench(iscsi.url, profile));
@@ -222,7 +229,7 @@ export async function compare(
         failAll(results, iscsiKey, profiles, error);
       }
       try {
-        const nbd = await startEngine(servers, size, 'nbd');
+        const nbd = await startEngine(servers, size, 'nbd', settings.engineWorkers);
         try {
           await measurePeer(results, nbdKey, profiles, (profile) =>
             fio(profile, ['--ioengine=nbd', `--uri=${nbd.url}`], work),
@@ -297,7 +304,9 @@ async function main(): Promise<number> {
     '',
     `Command: \`node_modules/.bin/node bench/compare/run.ts --runtime ${settings.runtimeMs / 1000} --ramp ${settings.rampMs / 1000} ` +
       `--size ${settings.sizeBytes / 1024 / 1024}M${settings.profiles.join(',') === ALL_PROFILES.join(',') ? '' : ` --profiles ${settings.profiles.join(',')}`}` +
-      `${settings.replicaCounts.join(',') === '1,3' ? '' : ` --replicas ${settings.replicaCounts.join(',')}`} --write-results\``,
+      `${settings.replicaCounts.join(',') === '1,3' ? '' : ` --replicas ${settings.replicaCounts.join(',')}`}` +
+      `${settings.engineWorkers === 1 ? '' : ` --engine-workers ${settings.engineWorkers}`} --write-results\``,
+    `Hornbill's engines run with ${settings.engineWorkers === 0 ? 'no worker thread (the engine inline on the frontend thread)' : `${settings.engineWorkers} worker thread(s) (the instance manager's default is 1)`}.`,
     '',
   ];
   const body = [...header, ...resultTables(results, settings.profiles, settings.replicaCounts)].join('\n');
@@ -310,11 +319,14 @@ async function main(): Promise<number> {
   if (settings.writeResults) {
     // The kbench set is issue 7's table; issue 4's frontend set has a section of its own.
     const frontends = settings.profiles.join(',') === 'frontends';
+    const workers = settings.engineWorkers === 1 ? '' : `-workers-${settings.engineWorkers}`;
     writeResultsSection(
-      frontends ? 'frontends' : 'compare',
-      frontends
-        ? 'iSCSI and NBD frontends against tgtd and qemu-nbd (bench/compare --profiles frontends, issue 4)'
-        : 'Hornbill against its peers (bench/compare, issue 7)',
+      `${frontends ? 'frontends' : 'compare'}${workers}`,
+      `${
+        frontends
+          ? 'iSCSI and NBD frontends against tgtd and qemu-nbd (bench/compare --profiles frontends, issue 4)'
+          : 'Hornbill against its peers (bench/compare, issue 7)'
+      }${workers === '' ? '' : `, engine with ${settings.engineWorkers} worker threads`}`,
       body,
     );
   }
