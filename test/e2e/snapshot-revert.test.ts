@@ -1,16 +1,12 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { GraphQLClient } from '../../src/cli/operator/client.ts';
 import {
   PURGE_HANDLED_ANNOTATION,
   PURGE_REQUESTED_ANNOTATION,
   REVERT_SNAPSHOT_ANNOTATION,
 } from '../../src/controllers/context.ts';
-import { TokenStore } from '../../src/graphql/index.ts';
-import { TOKENS_FILE_NAME } from '../../src/manager/manager.ts';
 import { startCluster, waitFor } from './helpers/cluster.ts';
+import { adminApi } from './helpers/graphql.ts';
 import { openNbd, pattern, readBlock, writeBlock } from './volume-helpers.ts';
 
 /**
@@ -38,18 +34,7 @@ test('revertSnapshot through the engine controller: the volume reads what the sn
     nodes: 2,
     settings: { 'storage-minimal-available-percentage': '0' },
   });
-  const tokens = await TokenStore.open(path.join(cluster.dataDirectory, 'state', TOKENS_FILE_NAME));
-  const token = await tokens.create('snapshot-revert-e2e', 'admin');
-  const api = new GraphQLClient({ server: cluster.manager.url, token });
-  await sleep(1200); // the manager reads new tokens within a second
-
-  const mutate = async (document: string, variables: Record<string, unknown>, field: string) => {
-    const data = await api.query<Record<string, { errors: { code: string; message: string }[] }>>(
-      document,
-      variables,
-    );
-    assert.deepEqual(data[field].errors, [], `${field}: ${JSON.stringify(data[field].errors)}`);
-  };
+  const { api, mutate, snapshotReady } = await adminApi(cluster, 'snapshot-revert-e2e');
   const volume = async () =>
     (
       await api.query<{ volume: { state: string; endpoint: string | null } | null }>(
@@ -109,17 +94,7 @@ test('revertSnapshot through the engine controller: the volume reads what the sn
     { volume: VOLUME },
     'createSnapshot',
   );
-  await waitFor(async () => {
-    const { snapshots } = await api.query<{ snapshots: { name: string; readyToUse: boolean }[] }>(
-      `query ($volume: String!) { snapshots(volume: $volume) { name readyToUse } }`,
-      { volume: VOLUME },
-    );
-    assert.ok(
-      snapshots.some((snapshot) => snapshot.name === 'before' && snapshot.readyToUse),
-      `snapshot taken: ${JSON.stringify(snapshots)}`,
-    );
-    return snapshots;
-  }, 30_000);
+  await snapshotReady(VOLUME, 'before');
   await writeBlock(client, 0, dataB);
   assert.ok((await readBlock(client, 0, dataB.length)).equals(dataB));
   client.close();

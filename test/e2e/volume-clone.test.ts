@@ -1,11 +1,7 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { GraphQLClient } from '../../src/cli/operator/client.ts';
-import { TokenStore } from '../../src/graphql/index.ts';
-import { TOKENS_FILE_NAME } from '../../src/manager/manager.ts';
 import { startCluster, waitFor } from './helpers/cluster.ts';
+import { adminApi } from './helpers/graphql.ts';
 import { openNbd, pattern, readBlock, writeBlock } from './volume-helpers.ts';
 
 /**
@@ -43,20 +39,7 @@ test('volumes cloned from a snapshot and from a volume hold the source data', {
     nodes: 2,
     settings: { 'storage-minimal-available-percentage': '0' },
   });
-  const tokens = await TokenStore.open(path.join(cluster.dataDirectory, 'state', TOKENS_FILE_NAME));
-  const api = new GraphQLClient({
-    server: cluster.manager.url,
-    token: await tokens.create('clone-e2e', 'admin'),
-  });
-  await sleep(1200); // the manager reads new tokens within a second
-
-  const mutate = async (document: string, variables: Record<string, unknown>, field: string) => {
-    const data = await api.query<Record<string, { errors: { code: string; message: string }[] }>>(
-      document,
-      variables,
-    );
-    assert.deepEqual(data[field].errors, [], `${field}: ${JSON.stringify(data[field].errors)}`);
-  };
+  const { api, mutate, snapshotReady } = await adminApi(cluster, 'clone-e2e');
   const view = async (name: string) =>
     (
       await api.query<{ volume: CloneView | null }>(
@@ -120,17 +103,7 @@ test('volumes cloned from a snapshot and from a volume hold the source data', {
     { volume: SOURCE },
     'createSnapshot',
   );
-  await waitFor(async () => {
-    const { snapshots } = await api.query<{ snapshots: { name: string; readyToUse: boolean }[] }>(
-      `query ($volume: String!) { snapshots(volume: $volume) { name readyToUse } }`,
-      { volume: SOURCE },
-    );
-    assert.ok(
-      snapshots.some((snapshot) => snapshot.name === 's1' && snapshot.readyToUse),
-      JSON.stringify(snapshots),
-    );
-    return snapshots;
-  }, 30_000);
+  await snapshotReady(SOURCE, 's1');
   await writeBlock(client, 0, dataB);
   await writeBlock(client, 4 * MiB, dataC);
   client.close();

@@ -335,6 +335,20 @@ export class EngineInstance extends Instance {
       await done;
       return;
     }
+    await this.untilReported(done, (status) => {
+      const rebuild = status.rebuild;
+      return rebuild !== null && rebuild.target === address && rebuild.startedAt >= startedAt;
+    });
+  }
+
+  /**
+   * Resolves once the engine's status shows what a long call started (`reported`), or the
+   * call settled (its error is thrown): a long operation answers when it has begun.
+   */
+  private async untilReported(
+    done: Promise<unknown>,
+    reported: (status: EngineControlStatus) => boolean,
+  ): Promise<void> {
     const settled = done.then(
       () => true,
       () => true,
@@ -349,14 +363,7 @@ export class EngineInstance extends Instance {
         return;
       }
       const status = await this.status().catch(() => undefined);
-      const rebuild = status?.rebuild;
-      if (
-        rebuild !== null &&
-        rebuild !== undefined &&
-        rebuild.target === address &&
-        rebuild.startedAt >= startedAt
-      )
-        return;
+      if (status !== undefined && reported(status)) return;
     }
   }
 
@@ -391,29 +398,15 @@ export class EngineInstance extends Instance {
       (error) =>
         this.log('warn', 'clone failed', { origin: request.origin, error: (error as Error).message }),
     );
-    const settled = done.then(
-      () => true,
-      () => true,
-    );
-    for (;;) {
-      const outcome = await Promise.race([
-        settled,
-        new Promise<false>((resolve) => setTimeout(resolve, 50, false)),
-      ]);
-      if (outcome) {
-        await done;
-        return;
-      }
-      const clone = (await this.status().catch(() => undefined))?.clone;
-      if (
+    await this.untilReported(done, (status) => {
+      const clone = status.clone;
+      return (
         clone !== null &&
-        clone !== undefined &&
         clone.origin === request.origin &&
         clone.startedAt >= startedAt &&
         clone.state !== 'preparing'
-      )
-        return;
-    }
+      );
+    });
   }
 
   async removeReplica(address: string): Promise<void> {
