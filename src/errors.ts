@@ -224,6 +224,10 @@ export const ErrorCodes = {
     "A share manager was asked to export the volume's block device on a node that cannot attach devices (no --attach-devices, or no iscsiadm); only source directory is served there.",
   SHARE_MANAGER_ADDRESS_EXHAUSTED:
     'Every service address of the share-manager address range is taken by another ShareManager; widen the range.',
+  SHARE_MANAGER_PORT_EXHAUSTED:
+    'Kubernetes mode: every listen port of the share-manager port range is taken by another ShareManager; widen the range.',
+  SHARE_MANAGER_SERVICE_INVALID:
+    'Kubernetes mode: the Service share-manager-<volume> exists but cannot lead to the share manager (no ClusterIP, a selector, or the volume name makes too long a name); details say which.',
   // The operator CLI (src/cli/operator/): its GraphQL client, --watch and hornbill support-bundle.
   CLI_API_ERROR:
     'The GraphQL API answered with an error code this CLI does not know; the message quotes the code and its text.',

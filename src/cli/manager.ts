@@ -278,6 +278,9 @@ async function runKubernetesManager(flags: KubernetesManagerFlags, log: Logger):
   const { startKubernetesManager } = await import('../manager/kubernetes-mode.ts');
   const { watchInstanceManagerPods } = await import('../manager/instance-manager-pods.ts');
   const { kubernetesShareManagerLeases } = await import('../share-manager/kubernetes-leases.ts');
+  const { kubernetesShareManagerServices } = await import(
+    '../controllers/share-manager/kubernetes-services.ts'
+  );
   const { namespace } = flags;
   const store = await openKubernetesStore({ kubeconfig: flags.kubeconfig, namespace, logger: log });
   let onLost: (error: HornbillError) => void = () => {};
@@ -288,6 +291,7 @@ async function runKubernetesManager(flags: KubernetesManagerFlags, log: Logger):
     store,
     lease: kubernetesLeaseClient(store.kubeConfig, { namespace }),
     shareManagerLeases: kubernetesShareManagerLeases(store.kubeConfig, { namespace }),
+    shareManagerServices: kubernetesShareManagerServices(store.kubeConfig, { namespace, store }),
     identity: flags.identity,
     namespace,
     listen: flags.listen,

@@ -28,6 +28,7 @@ import { reconcileNode } from './node-controller.ts';
 import { reconcileReplica } from './replica-controller.ts';
 import { reconcileSetting, settingKeys } from './setting-controller.ts';
 import { startShareManagerController } from './share-manager/index.ts';
+import type { ShareManagerServices } from './share-manager/services.ts';
 import { reconcileSnapshot } from './snapshot-controller.ts';
 import { reconcileVolume } from './volume-controller.ts';
 import { type ReconcileResult, WorkQueue } from './work-queue.ts';
@@ -52,6 +53,11 @@ export interface ControllerOptions {
   shareManagerLeaseDirectory?: string;
   /** The share managers' leases; Kubernetes mode passes Lease objects (wins over the folder). */
   shareManagerLeases?: ShareManagerLeases;
+  /**
+   * The share managers' stable address; Kubernetes mode passes a Service and EndpointSlice
+   * per volume (`kubernetesShareManagerServices`). Absent: a loopback address per volume.
+   */
+  shareManagerServices?: ShareManagerServices;
 }
 
 /** One controller's work queue, for /metrics. */
@@ -177,6 +183,7 @@ export async function startControllers(options: ControllerOptions): Promise<Runn
     log,
     instanceManagers: options.instanceManagers,
     leases: options.shareManagerLeases,
+    services: options.shareManagerServices,
     leaseDirectory:
       options.shareManagerLeaseDirectory ??
       path.join(os.tmpdir(), 'hornbill-share-manager-leases', namespace),

@@ -29,6 +29,7 @@
  */
 import type http from 'node:http';
 import { type RunningControllers, startControllers as startAllControllers } from '../controllers/index.ts';
+import type { ShareManagerServices } from '../controllers/share-manager/services.ts';
 import { HornbillError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 import { registerClusterMetrics } from '../metrics/cluster-metrics.ts';
@@ -72,6 +73,11 @@ export interface KubernetesManagerOptions {
    * `kubernetesShareManagerLeases` (Lease objects `share-manager-<volume>` in the namespace).
    */
   shareManagerLeases?: ShareManagerLeases;
+  /**
+   * The RWX share managers' stable address: the command passes
+   * `kubernetesShareManagerServices` (a Service and EndpointSlice `share-manager-<volume>`).
+   */
+  shareManagerServices?: ShareManagerServices;
   /** Unique per replica: the pod name. */
   identity: string;
   namespace: string;
@@ -163,6 +169,7 @@ export async function startKubernetesManager(
         instanceManagers,
         log: recordLogger(log),
         shareManagerLeases: options.shareManagerLeases,
+        shareManagerServices: options.shareManagerServices,
       }),
     beforeStart: async () => {
       const settings = options.settings ?? {};

@@ -1,7 +1,7 @@
 /**
  * The ShareManager controller (docs/rwx.md): gives every Volume with accessMode `rwx` a
  * ShareManager, runs its NFS server (`hornbill share-manager` hosted by the instance manager
- * of the chosen node) on a stable service address, attaches the volume there with a
+ * of the chosen node) behind a stable address (services.ts), attaches the volume there with a
  * `share-manager` attachment ticket, and moves it to another node when its node goes away and
  * its lease expires. Self-contained: its own informers (Volume, ShareManager, Node,
  * VolumeAttachment), its own work queue (key: volume name), its own instance manager clients.
@@ -28,8 +28,8 @@ import { InstanceManagerMonitors } from '../instance-manager-monitor.ts';
 import { WorkQueue } from '../work-queue.ts';
 import { DEFAULT_SERVICE_NETWORK, parseServiceNetwork } from './decisions.ts';
 import { reconcileShareManager } from './reconcile.ts';
+import { embeddedShareManagerServices, type ShareManagerServices } from './services.ts';
 import {
-  ADDRESS_ANNOTATION,
   AddressAllocator,
   COMPONENT,
   LeaseWatch,
@@ -41,10 +41,19 @@ export interface ShareManagerControllerOptions {
   store: ResourceStore;
   namespace: string;
   log: (record: Record<string, unknown>) => void;
-  /** The instance managers by node (ControllerOptions.instanceManagers fits). */
-  instanceManagers?: ReadonlyArray<{ nodeID: string; grpcAddress: string }>;
+  /**
+   * The instance managers by node (ControllerOptions.instanceManagers fits); `address` is the
+   * node's address (Kubernetes mode: share managers listen there).
+   */
+  instanceManagers?: ReadonlyArray<{ nodeID: string; grpcAddress: string; address?: string }>;
   /** Or a client per node, owned by the caller (tests). */
   instanceManagerClient?: (nodeID: string) => InstanceManagerClient | undefined;
+  /**
+   * The stable address clients mount (services.ts): in Kubernetes mode
+   * `kubernetesShareManagerServices` (a Service and EndpointSlice per volume). Absent: a
+   * loopback address of `serviceNetwork` per volume (embedded mode).
+   */
+  services?: ShareManagerServices;
   /**
    * Where the share managers' leases live (src/share-manager/lease-backend.ts): in Kubernetes
    * mode `kubernetesShareManagerLeases` (Lease objects `share-manager-<volume>`). Absent:
@@ -56,9 +65,9 @@ export interface ShareManagerControllerOptions {
    * every node's share managers see (in `hornbill up`, `<data>/share-manager-leases`).
    */
   leaseDirectory?: string;
-  /** Service addresses are taken from this network (default 127.200.0.0/16). */
+  /** Embedded mode: service addresses are taken from this network (default 127.200.0.0/16). */
   serviceNetwork?: string;
-  /** NFS port of every share manager (default 2049, a Service's port). */
+  /** Embedded mode: NFS port of every share manager (default 2049; Kubernetes: the Service's port). */
   nfsPort?: number;
   /** The share managers' lease (default 15 s; Longhorn's fast failover uses a Lease too). */
   leaseDurationSeconds?: number;
@@ -108,7 +117,15 @@ export async function startShareManagerController(
     ownClients.set(manager.nodeID, new InstanceManagerClient(manager.grpcAddress, { deadlineMs: 60_000 }));
   const clientOf = (nodeID: string) => options.instanceManagerClient?.(nodeID) ?? ownClients.get(nodeID);
   const leases = new LeaseWatch(leaseBackendOf(options));
-  const allocator = new AddressAllocator({ network, store, namespace });
+  const services =
+    options.services ??
+    embeddedShareManagerServices({
+      allocator: new AddressAllocator({ network, store, namespace }),
+      nfsPort,
+    });
+  const nodeAddresses = new Map(
+    (options.instanceManagers ?? []).map((manager) => [manager.nodeID, manager.address]),
+  );
   const healthyAt = new Map<string, number>();
   // The shared event recorder; this controller needs no monitors of its own.
   const context = createContext({
@@ -125,7 +142,8 @@ export async function startShareManagerController(
     pollIntervalMs: options.pollIntervalMs ?? 1_000,
     hasInstanceManager: (nodeID) => clientOf(nodeID) !== undefined,
     instanceManagerClient: clientOf,
-    allocateAddress: (volume) => allocator.allocate(volume),
+    nodeAddress: (nodeID) => nodeAddresses.get(nodeID),
+    services,
     leaseLocation: (volume) => leases.location(volume),
     removeLease: (volume) => leases.remove(volume),
     leaseState: (volume) => leases.state(volume),
@@ -139,8 +157,7 @@ export async function startShareManagerController(
     createRequest: (volume, shareManager, deviceEndpoint) => ({
       name: shareManagerInstanceName(volume.metadata.name),
       volume_name: volume.metadata.name,
-      address: shareManager.metadata.annotations?.[ADDRESS_ANNOTATION] ?? '',
-      port: nfsPort,
+      ...services.listenAddress(shareManager, nodeAddresses.get(shareManager.status?.nodeID ?? '')),
       source: deviceEndpoint === '' ? 'directory' : 'device',
       device_endpoint: deviceEndpoint,
       fs_type: 'ext4',
@@ -201,7 +218,9 @@ export async function startShareManagerController(
     level: 'info',
     component: COMPONENT,
     message: 'share manager controller started',
-    serviceNetwork: options.serviceNetwork ?? DEFAULT_SERVICE_NETWORK,
+    services: services.mode,
+    serviceNetwork:
+      services.mode === 'embedded' ? (options.serviceNetwork ?? DEFAULT_SERVICE_NETWORK) : undefined,
     nfsPort,
   });
   return {

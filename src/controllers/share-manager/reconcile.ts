@@ -5,17 +5,19 @@
  * 1. not wanted (no Volume, Volume deleting, accessMode not rwx, ShareManager deleting) →
  *    (teardown.ts) delete the share manager process wherever it ran, remove the attachment ticket and the
  *    lease, clear the Volume's share status, remove the finalizer (and the ShareManager);
- * 2. no ShareManager → create it (owned by the Volume, finalizer, its stable service address
- *    in an annotation: the Service's ClusterIP);
+ * 2. no ShareManager → create it (owned by the Volume, finalizer, the allocation of
+ *    services.ts in annotations: its loopback service address in embedded mode, its listen
+ *    port in Kubernetes mode);
  * 3. no node → choose one (ready, schedulable; where the volume is attached, else where a
  *    replica lives); state starting;
  * 4. the `share-manager` attachment ticket names that node (the volume controller attaches
  *    the engine there); wait until the volume is attached there;
  * 5. ask that node's instance manager for the share manager (CreateShareManager: idempotent,
- *    starts a stopped or failed one again); running → status running, endpoint, Volume
+ *    starts a stopped or failed one again); running → the stable address leads there
+ *    (Kubernetes: the Service's EndpointSlice), status running, endpoint, Volume
  *    shareEndpoint / shareState; then probe it every poll interval (decisions.ts
  *    `healthDecision`): an unreachable node's share manager is moved once its lease expired —
- *    the lease is broken, the ticket moves to a new node, and the same address is served there
+ *    the lease is broken, the ticket moves to a new node, and the same endpoint is served there
  *    (Event ShareManagerFailover with the measured seconds).
  */
 import { isHornbillError } from '../../errors.ts';
@@ -35,7 +37,6 @@ import {
 import { writeStatus, writeVolumeShareStatus } from './status.ts';
 import { tearDown } from './teardown.ts';
 import {
-  ADDRESS_ANNOTATION,
   FAILOVER_FROM_ANNOTATION,
   FAILOVER_STARTED_ANNOTATION,
   LAST_FAILOVER_SECONDS_ANNOTATION,
@@ -70,7 +71,7 @@ export async function reconcileShareManager(
 }
 
 async function createShareManager(world: ShareManagerWorld, volume: Volume): Promise<void> {
-  const address = await world.allocateAddress(volume.metadata.name);
+  const { annotations, description } = await world.services.allocate(volume.metadata.name);
   const created = await world.store.create({
     apiVersion: volume.apiVersion,
     kind: 'ShareManager',
@@ -78,7 +79,7 @@ async function createShareManager(world: ShareManagerWorld, volume: Volume): Pro
       name: volume.metadata.name,
       namespace: world.namespace,
       labels: { 'hornbill.io/volume': volume.metadata.name },
-      annotations: { [ADDRESS_ANNOTATION]: address },
+      annotations,
       finalizers: [SHARE_MANAGER_FINALIZER],
       ownerReferences: [ownerReferenceTo(volume)],
     },
@@ -88,7 +89,7 @@ async function createShareManager(world: ShareManagerWorld, volume: Volume): Pro
     created,
     'Normal',
     'Created',
-    `share manager for rwx volume ${volume.metadata.name} at service address ${address}:${world.nfsPort}`,
+    `share manager for rwx volume ${volume.metadata.name} ${description}`,
   );
 }
 
@@ -98,6 +99,16 @@ async function drive(
   volume: Volume,
 ): Promise<ReconcileResult> {
   const name = volume.metadata.name;
+  if (!world.services.allocated(shareManager)) {
+    // Made by another mode or an older version: give it this mode's allocation first.
+    const { annotations } = await world.services.allocate(name);
+    const merged = { ...shareManager.metadata.annotations, ...annotations };
+    await world.store.update({
+      ...shareManager,
+      metadata: { ...shareManager.metadata, annotations: merged },
+    });
+    return { requeueAfterMs: 0 };
+  }
   const { nodes, candidates } = await nodeCandidates(world);
   const current = shareManager.status?.nodeID ?? '';
   if (current === '') {
@@ -199,6 +210,14 @@ async function running(
   instance: Record<string, any>,
 ): Promise<ReconcileResult> {
   const startedAt = Number(shareManager.metadata.annotations?.[FAILOVER_STARTED_ANNOTATION] ?? Number.NaN);
+  // Embedded: the reported endpoint (the loopback service address); Kubernetes: the Service's
+  // EndpointSlice is pointed at this node's address and port, clients keep nfs://<ClusterIP>/<volume>.
+  const { endpoint } = await world.services.ensure(shareManager, {
+    nodeID: instance.node_name,
+    address: instance.address,
+    port: instance.port,
+    endpoint: instance.endpoint,
+  });
   const dataSource =
     instance.source === 'device'
       ? {
@@ -215,7 +234,7 @@ async function running(
     world,
     shareManager,
     volume,
-    { state: 'running', nodeID: instance.node_name, endpoint: instance.endpoint },
+    { state: 'running', nodeID: instance.node_name, endpoint },
     undefined,
     dataSource,
   );
@@ -238,7 +257,7 @@ async function running(
       shareManager,
       'Normal',
       'ShareManagerFailover',
-      `moved from node ${from} to node ${instance.node_name} at ${instance.endpoint} in ${seconds.toFixed(1)} s (last seen healthy → serving again)`,
+      `moved from node ${from} to node ${instance.node_name} (${instance.address}:${instance.port}, clients mount ${endpoint}) in ${seconds.toFixed(1)} s (last seen healthy → serving again)`,
     );
   }
   return { requeueAfterMs: world.pollIntervalMs };

@@ -1,8 +1,8 @@
 /**
  * Removing a share manager: its volume was deleted or is no longer rwx, or the ShareManager is
  * being deleted. The process goes from every node it ran on (a node that is down is not waited
- * for), then the ticket, the lease (file or Lease object) and the Volume's share fields; then
- * the finalizer.
+ * for), then the ticket, the Service and EndpointSlice (Kubernetes mode), the lease (file or
+ * Lease object) and the Volume's share fields; then the finalizer.
  */
 import { isHornbillError } from '../../errors.ts';
 import type { ShareManager, Volume } from '../../resources/index.ts';
@@ -37,6 +37,7 @@ export async function tearDown(
     }
   }
   await removeTicket(world, name);
+  await world.services.remove(name);
   await world.removeLease(name);
   world.forget(name);
   if (volume !== undefined && volume.metadata.deletionTimestamp === undefined)

@@ -2,7 +2,8 @@
  * What a ShareManager reconcile works with (reconcile.ts): the store, clients of the instance
  * managers, the leases (observed by the controller's own clock, src/share-manager/lease.ts,
  * through a `ShareManagerLeases` factory: files in embedded mode, Lease objects in Kubernetes),
- * the service address allocator, and the names, annotations and defaults of the controller.
+ * the stable address (services.ts: a loopback address in embedded mode, a Service and its
+ * EndpointSlice in Kubernetes), and the names, annotations and defaults of the controller.
  */
 import type { GrpcMessage, InstanceManagerClient } from '../../dataplane/instance-manager/grpc-client.ts';
 import type { AnyResource, ResourceStore, ShareManager, Volume } from '../../resources/index.ts';
@@ -15,10 +16,11 @@ import {
   type ShareManagerLeases,
 } from '../../share-manager/index.ts';
 import { type ServiceNetwork, serviceAddressFor } from './decisions.ts';
+import type { ShareManagerServices } from './services.ts';
 
 export const COMPONENT = 'hornbill-share-manager-controller';
 export const SHARE_MANAGER_FINALIZER = 'hornbill.io/share-manager';
-/** The stable service address (a Service's ClusterIP), allocated once per ShareManager. */
+/** Embedded mode: the stable loopback service address, allocated once per ShareManager. */
 export const ADDRESS_ANNOTATION = 'hornbill.io/service-address';
 /** Set when a move starts: when the share manager was last seen healthy (ms since the epoch). */
 export const FAILOVER_STARTED_ANNOTATION = 'hornbill.io/failover-started-at-ms';
@@ -45,7 +47,10 @@ export interface ShareManagerWorld {
   pollIntervalMs: number;
   hasInstanceManager(nodeID: string): boolean;
   instanceManagerClient(nodeID: string): InstanceManagerClient | undefined;
-  allocateAddress(volume: string): Promise<string>;
+  /** The node's instance manager address (the pod IP in Kubernetes: it runs on the host network). */
+  nodeAddress(nodeID: string): string | undefined;
+  /** The stable address and where the share manager listens (services.ts: embedded or Kubernetes). */
+  services: ShareManagerServices;
   /** Where the volume's share manager finds its lease (CreateShareManager's lease fields). */
   leaseLocation(volume: string): ShareManagerLeaseLocation;
   /** Deletes the volume's lease (file or Lease object) and forgets its observation. */

@@ -38,7 +38,11 @@ const PATH_CHARS_MAX = 1024;
 export interface ShareManagerSpec {
   name: string;
   volumeName: string;
-  /** The stable service address ganesha binds (any 127/8 address on loopback). */
+  /**
+   * The address ganesha binds: embedded mode, the volume's stable loopback service address;
+   * Kubernetes mode, this node's address (the pod IP: host network) with a port distinct per
+   * volume, behind the Service share-manager-<volume> (src/controllers/share-manager/services.ts).
+   */
   address: string;
   port: number;
   source: ShareSourceKind;

@@ -12,6 +12,7 @@ import { test } from 'node:test';
 import { parseCsiFlags } from '../../../src/cli/csi.ts';
 import { parseInstanceManagerFlags } from '../../../src/cli/instance-manager.ts';
 import { parseManagerFlags } from '../../../src/cli/manager.ts';
+import { DEFAULT_LISTEN_PORTS } from '../../../src/controllers/share-manager/services.ts';
 import { DRIVER_NAME } from '../../../src/csi/names.ts';
 import { parseStorageClassParameters } from '../../../src/csi/parameters.ts';
 import { isSettingName, settingValueProblem } from '../../../src/resources/settings.ts';
@@ -363,6 +364,17 @@ test('hornbill containers run commands with arguments the commands accept', { sk
           [flags.grpcPort, flags.iscsiPort, flags.metricsPort],
         );
         assert.deepEqual([ports.grpc, ports.iscsi, ports.metrics], [8500, 3260, 9502]);
+        // RWX share managers (children of this pod) listen on the node's address, which is the
+        // pod IP only on the host network, on ports of DEFAULT_LISTEN_PORTS: none of those may
+        // be one of the instance manager's own ports.
+        const { first, last } = DEFAULT_LISTEN_PORTS;
+        for (const port of [flags.grpcPort, flags.iscsiPort, flags.metricsPort, 2049])
+          assert.ok(port < first || port > last, `share-manager listen ports ${first}-${last} avoid ${port}`);
+        if (flags.replicaPorts !== undefined)
+          assert.ok(
+            flags.replicaPorts.last < first || flags.replicaPorts.first > last,
+            'share-manager listen ports avoid the replica ports',
+          );
       } else if (command === 'manager') {
         for (let index = 0; index < argv.length; index++) {
           if (argv[index] !== '--setting') continue;
@@ -414,6 +426,26 @@ test('hornbill containers run commands with arguments the commands accept', { sk
             ),
             `the manager may ${verb} pods in ${NAMESPACE} (instance-manager discovery)`,
           );
+        // RWX volumes' stable addresses: a Service and an EndpointSlice share-manager-<volume>.
+        for (const [group, resource] of [
+          ['', 'services'],
+          ['discovery.k8s.io', 'endpointslices'],
+        ])
+          for (const verb of ['get', 'list', 'create', 'update', 'delete'])
+            assert.ok(
+              discoveryRoles.some(
+                (role) =>
+                  role.metadata.namespace === NAMESPACE &&
+                  role.rules.some(
+                    (rule: Manifest) =>
+                      rule.apiGroups.includes(group) &&
+                      rule.resources.includes(resource) &&
+                      rule.verbs.includes(verb) &&
+                      rule.resourceNames === undefined,
+                  ),
+              ),
+              `the manager may ${verb} ${resource} in ${NAMESPACE} (share-manager Services)`,
+            );
       } else assert.fail(`unknown hornbill command ${command}`);
     }
   }

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ControllerOptions, RunningControllers } from '../../../src/controllers/index.ts';
+import type { ShareManagerServices } from '../../../src/controllers/share-manager/services.ts';
 import { HornbillError, isHornbillError } from '../../../src/errors.ts';
 import { silentLogger } from '../../../src/logging.ts';
 import {
@@ -110,6 +111,8 @@ class ControllerLog {
   readonly runningNow = new Set<string>();
   /** The share managers' leases each start was given. */
   readonly shareManagerLeases: (ShareManagerLeases | undefined)[] = [];
+  /** The share managers' stable-address implementation each start was given. */
+  readonly shareManagerServices: (ShareManagerServices | undefined)[] = [];
   overlap = false;
 
   startFor(identity: string) {
@@ -117,6 +120,7 @@ class ControllerLog {
       if (this.runningNow.size > 0) this.overlap = true;
       this.runningNow.add(identity);
       this.shareManagerLeases.push(options.shareManagerLeases);
+      this.shareManagerServices.push(options.shareManagerServices);
       this.events.push({
         identity,
         event: 'start',
@@ -149,6 +153,7 @@ interface Cluster {
   controllers: ControllerLog;
   lost: Map<string, HornbillError>;
   shareManagerLeases: ShareManagerLeases;
+  shareManagerServices: ShareManagerServices;
   replica(identity: string, source?: InstanceManagerSource): Promise<RunningKubernetesManager>;
 }
 
@@ -160,6 +165,8 @@ async function cluster(t: TestContext): Promise<Cluster> {
   const controllers = new ControllerLog();
   const lost = new Map<string, HornbillError>();
   const shareManagerLeases = fileShareManagerLeases(path.join(directory, 'share-manager-leases'));
+  // A stand-in: the controllers are fake, only its identity is checked.
+  const shareManagerServices = { mode: 'kubernetes' } as unknown as ShareManagerServices;
   const replicas: RunningKubernetesManager[] = [];
   t.after(async () => {
     for (const replica of replicas) await replica.close();
@@ -172,6 +179,7 @@ async function cluster(t: TestContext): Promise<Cluster> {
     controllers,
     lost,
     shareManagerLeases,
+    shareManagerServices,
     async replica(identity, source = { static: [nodeA, nodeB] }) {
       // Every replica's close() closes "its" store; they share one here, closed by the test.
       const shared: ResourceStore = { ...meteredStore(store, new ManagerMetrics()), close: async () => {} };
@@ -179,6 +187,7 @@ async function cluster(t: TestContext): Promise<Cluster> {
         store: shared,
         lease: lease.clientFor(identity),
         shareManagerLeases,
+        shareManagerServices,
         identity,
         namespace,
         listen: { host: '127.0.0.1', port: 0 },
@@ -202,7 +211,7 @@ async function json(url: string): Promise<{ status: number; body: Record<string,
 }
 
 test('one of two replicas leads: it writes the settings and runs the controllers; health and metrics say so', async (t) => {
-  const { store, clock, controllers, replica, shareManagerLeases } = await cluster(t);
+  const { store, clock, controllers, replica, shareManagerLeases, shareManagerServices } = await cluster(t);
   const a = await replica('manager-a');
   await clock.advance(100);
   const b = await replica('manager-b');
@@ -216,6 +225,11 @@ test('one of two replicas leads: it writes the settings and runs the controllers
     controllers.shareManagerLeases[0],
     shareManagerLeases,
     'the share-manager leases reach the controllers',
+  );
+  assert.equal(
+    controllers.shareManagerServices[0],
+    shareManagerServices,
+    'the share-manager Services implementation reaches the controllers',
   );
   const setting = await store.get({ kind: 'Setting', namespace, name: 'replica-soft-anti-affinity' });
   assert.equal(setting.spec.value, 'true');

@@ -1,7 +1,8 @@
 /**
  * deploy/rbac.yaml grants what the Kubernetes backend uses: every Hornbill kind (with status
- * and finalizers), core/v1 Events, the leader-election Lease, and the share managers' Leases
- * (read, broken, deleted by the share-manager controller). Read with PyYAML.
+ * and finalizers), core/v1 Events, the leader-election Lease, the share managers' Leases
+ * (read, broken, deleted by the share-manager controller), and the RWX volumes' Services and
+ * EndpointSlices (kubernetes-services.ts). Read with PyYAML.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -68,6 +69,17 @@ test('deploy/rbac.yaml covers the Kubernetes backend', { skip: missing }, () => 
     assert.ok(
       allows(leaseRules, 'coordination.k8s.io', 'leases', verb, shareManagerLeaseName('pvc-1')),
       `${verb} share-manager Leases`,
+    );
+  }
+  // The share-manager controller's Service and EndpointSlice per RWX volume (Kubernetes mode).
+  for (const verb of ['get', 'list', 'create', 'update', 'delete']) {
+    assert.ok(
+      allows(leaseRules, '', 'services', verb, 'share-manager-pvc-1'),
+      `${verb} share-manager Services`,
+    );
+    assert.ok(
+      allows(leaseRules, 'discovery.k8s.io', 'endpointslices', verb, 'share-manager-pvc-1'),
+      `${verb} share-manager EndpointSlices`,
     );
   }
   assert.equal(byKind('ClusterRoleBinding').length, 1);

@@ -6,7 +6,11 @@
  * expires, then the lease is broken and the share manager moves (ticket, annotations, the
  * ShareManagerFailover Event); accessMode changed away from rwx tears it down without waiting
  * for a node that is down, deleting the lease. Run on both lease backends: files (embedded
- * mode) and Lease objects over HTTP (Kubernetes mode, test/helpers/kubernetes-lease-server.ts).
+ * mode) and Lease objects over HTTP (Kubernetes mode, test/helpers/kubernetes-lease-server.ts);
+ * and in Kubernetes mode whole — Lease objects plus the stable address as a Service and an
+ * EndpointSlice over HTTP (test/helpers/kubernetes-service-server.ts): the share manager
+ * listens on its node's address and allocated port, the EndpointSlice follows it from node-1
+ * to node-2, the endpoint stays nfs://<ClusterIP>/vol, teardown deletes both objects.
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -16,7 +20,13 @@ import {
   parseServiceNetwork,
 } from '../../../../src/controllers/share-manager/decisions.ts';
 import { leaseRequestFields } from '../../../../src/controllers/share-manager/index.ts';
+import { kubernetesShareManagerServices } from '../../../../src/controllers/share-manager/kubernetes-services.ts';
 import { reconcileShareManager } from '../../../../src/controllers/share-manager/reconcile.ts';
+import {
+  embeddedShareManagerServices,
+  LISTEN_PORT_ANNOTATION,
+  type ShareManagerServices,
+} from '../../../../src/controllers/share-manager/services.ts';
 import {
   ADDRESS_ANNOTATION,
   AddressAllocator,
@@ -32,6 +42,10 @@ import { openEmbeddedStore } from '../../../../src/resources/store/embedded.ts';
 import { fileShareManagerLeases, type ShareManagerLeases } from '../../../../src/share-manager/index.ts';
 import { kubernetesShareManagerLeases } from '../../../../src/share-manager/kubernetes-leases.ts';
 import { startKubernetesLeaseServer } from '../../../helpers/kubernetes-lease-server.ts';
+import {
+  type KubernetesServiceServer,
+  startKubernetesServiceServer,
+} from '../../../helpers/kubernetes-service-server.ts';
 import { tempDirectory } from '../../../helpers/temp.ts';
 
 const namespace = 'hornbill-system';
@@ -64,6 +78,8 @@ class FakeInstanceManager {
             node_name: this.node,
             source: 'directory',
             export_path: `/disk/${this.node}/share-exports/${request.volume_name}`,
+            address: request.address,
+            port: request.port,
             endpoint: `nfs://${request.address}:${request.port}/${request.volume_name}`,
           };
           this.shares.set(name, instance);
@@ -107,13 +123,20 @@ const backends: Record<string, (t: TestContext, directory: string) => Promise<Sh
 
 for (const [backend, openLeases] of Object.entries(backends)) {
   test(`share manager reconcile (${backend} leases): start, restart in place, fail over on lease expiry, tear down`, async (t) => {
-    await scenario(t, openLeases);
+    await scenario(t, openLeases, false);
   });
 }
+
+test('share manager reconcile in Kubernetes mode (Lease objects, Service and EndpointSlice): the EndpointSlice follows the share manager, the ClusterIP endpoint stays', async (t) => {
+  await scenario(t, backends.kubernetes, true);
+});
+
+const nodeAddresses: Record<string, string> = { 'node-1': '10.0.0.1', 'node-2': '10.0.0.2' };
 
 async function scenario(
   t: TestContext,
   openLeases: (t: TestContext, directory: string) => Promise<ShareManagerLeases>,
+  kubernetesServices: boolean,
 ): Promise<void> {
   const directory = tempDirectory(t, 'hornbill-sm-reconcile-');
   const backend = await openLeases(t, directory);
@@ -124,7 +147,20 @@ async function scenario(
   const managers = new Map(['node-1', 'node-2'].map((node) => [node, new FakeInstanceManager(node)]));
   const leases = new LeaseWatch(backend);
   const network = parseServiceNetwork('127.201.0.0/16');
-  const allocator = new AddressAllocator({ network, store, namespace });
+  let apiServer: KubernetesServiceServer | undefined;
+  let services: ShareManagerServices;
+  if (kubernetesServices) {
+    const server = await startKubernetesServiceServer();
+    t.after(() => server.close());
+    apiServer = server;
+    // resyncMs 0: every running pass checks the objects (the test reads them in between).
+    services = kubernetesShareManagerServices(server.kubeConfig, { namespace, store, resyncMs: 0 });
+  } else {
+    services = embeddedShareManagerServices({
+      allocator: new AddressAllocator({ network, store, namespace }),
+      nfsPort: 2049,
+    });
+  }
   const events: string[] = [];
   let healthyAt: number | undefined;
   const world: ShareManagerWorld = {
@@ -134,7 +170,8 @@ async function scenario(
     pollIntervalMs: 1000,
     hasInstanceManager: (node) => managers.has(node),
     instanceManagerClient: (node) => managers.get(node)?.client(),
-    allocateAddress: (volume) => allocator.allocate(volume),
+    nodeAddress: (node) => nodeAddresses[node],
+    services,
     leaseLocation: (volume) => leases.location(volume),
     removeLease: (volume) => leases.remove(volume),
     leaseState: (volume) => leases.state(volume, nowMs),
@@ -147,8 +184,7 @@ async function scenario(
     createRequest: (volume, shareManager) => ({
       name: `share-manager-${volume.metadata.name}`,
       volume_name: volume.metadata.name,
-      address: shareManager.metadata.annotations?.[ADDRESS_ANNOTATION],
-      port: 2049,
+      ...services.listenAddress(shareManager, nodeAddresses[shareManager.status?.nodeID ?? '']),
       ...leaseRequestFields(leases.location(volume.metadata.name)),
     }),
     event: async (_object, _type, reason) => {
@@ -172,10 +208,16 @@ async function scenario(
   const shareManager = () => store.get({ kind: 'ShareManager', namespace, name: 'vol' });
   const reconcile = () => reconcileShareManager(world, 'vol');
 
-  // Created with an address of the network; a node is chosen; the ticket names it.
+  // Created with an address of the network (embedded) or a listen port (Kubernetes); a node
+  // is chosen; the ticket names it.
   await reconcile();
-  const address = (await shareManager()).metadata.annotations?.[ADDRESS_ANNOTATION] ?? '';
-  assert.ok(inServiceNetwork(network, address), address);
+  const annotations = (await shareManager()).metadata.annotations ?? {};
+  const address = annotations[ADDRESS_ANNOTATION] ?? '';
+  const listenPort = Number(annotations[LISTEN_PORT_ANNOTATION]);
+  if (kubernetesServices) {
+    assert.equal(address, '', 'no loopback address in Kubernetes mode');
+    assert.ok(listenPort >= 20490 && listenPort <= 21489, `listen port ${listenPort}`);
+  } else assert.ok(inServiceNetwork(network, address), address);
   await reconcile();
   assert.deepEqual((await shareManager()).status?.nodeID, 'node-1');
   await reconcile();
@@ -193,7 +235,35 @@ async function scenario(
   await reconcile();
   let current = await shareManager();
   assert.equal(current.status?.state, 'running');
-  assert.equal(current.status?.endpoint, `nfs://${address}:2049/vol`);
+  let expectedEndpoint = `nfs://${address}:2049/vol`;
+  let clusterIP = '';
+  if (apiServer !== undefined) {
+    const request = managers.get('node-1')!.requests[0];
+    assert.equal(request.address, '10.0.0.1', 'the share manager listens on its node address');
+    assert.equal(request.port, listenPort);
+    const service = apiServer.services.get(`${namespace}/share-manager-vol`);
+    assert.ok(service !== undefined, 'the Service exists');
+    assert.deepEqual(
+      service.spec.ports.map((port: { name: string; port: number; protocol: string }) => [
+        port.name,
+        port.port,
+        port.protocol,
+      ]),
+      [['nfs', 2049, 'TCP']],
+    );
+    assert.equal(service.spec.selector, undefined, "no selector: the EndpointSlice is the controller's");
+    assert.equal(
+      service.metadata.ownerReferences?.[0]?.uid,
+      current.metadata.uid,
+      'owned by the ShareManager',
+    );
+    assert.ok(current.metadata.uid, 'the ShareManager has a uid');
+    clusterIP = service.spec.clusterIP;
+    assert.match(clusterIP, /^10\.96\.0\.\d+$/);
+    assertEndpointSlice(apiServer, 'node-1', '10.0.0.1', listenPort, current.metadata.uid);
+    expectedEndpoint = `nfs://${clusterIP}/vol`;
+  }
+  assert.equal(current.status?.endpoint, expectedEndpoint);
   const dataSource = current.status?.conditions?.find((condition) => condition.type === 'DataSource');
   assert.equal(dataSource?.status, 'False');
   assert.equal(dataSource?.reason, 'DirectoryExport');
@@ -206,7 +276,7 @@ async function scenario(
   if (backend.backend === 'kubernetes') assert.equal(leaseFields.lease_namespace, namespace);
   else assert.equal(leaseFields.lease_file, path.join(directory, 'leases', 'vol.json'));
   let volume = await store.get({ kind: 'Volume', namespace, name: 'vol' });
-  assert.equal(volume.status?.shareEndpoint, `nfs://${address}:2049/vol`);
+  assert.equal(volume.status?.shareEndpoint, expectedEndpoint);
   assert.equal(volume.status?.shareState, 'running');
 
   // Failed in place → started again there.
@@ -253,7 +323,16 @@ async function scenario(
   await reconcile();
   current = await shareManager();
   assert.equal(current.status?.state, 'running');
-  assert.equal(current.status?.endpoint, `nfs://${address}:2049/vol`, 'the same address on the new node');
+  assert.equal(current.status?.endpoint, expectedEndpoint, 'the same endpoint on the new node');
+  volume = await store.get({ kind: 'Volume', namespace, name: 'vol' });
+  assert.equal(volume.status?.shareEndpoint, expectedEndpoint);
+  if (apiServer !== undefined) {
+    const request = managers.get('node-2')!.requests[0];
+    assert.equal(request.address, '10.0.0.2');
+    assert.equal(request.port, listenPort, 'the same listen port on every node');
+    assert.equal(apiServer.services.get(`${namespace}/share-manager-vol`)?.spec.clusterIP, clusterIP);
+    assertEndpointSlice(apiServer, 'node-2', '10.0.0.2', listenPort, current.metadata.uid);
+  }
   assert.ok(current.metadata.annotations?.[LAST_FAILOVER_SECONDS_ANNOTATION] !== undefined);
   assert.ok(events.includes('ShareManagerFailover'));
 
@@ -272,4 +351,24 @@ async function scenario(
   assert.equal(volume.status?.shareEndpoint, undefined);
   assert.equal(volume.status?.shareState, undefined);
   assert.equal(await lease.get(), undefined, 'the lease deleted');
+  if (apiServer !== undefined) {
+    assert.equal(apiServer.services.size, 0, 'the Service deleted');
+    assert.equal(apiServer.endpointSlices.size, 0, 'the EndpointSlice deleted');
+  }
+}
+
+function assertEndpointSlice(
+  server: KubernetesServiceServer,
+  node: string,
+  address: string,
+  port: number,
+  ownerUid: string | undefined,
+): void {
+  const slice = server.endpointSlices.get(`${namespace}/share-manager-vol`);
+  assert.ok(slice !== undefined, 'the EndpointSlice exists');
+  assert.equal(slice.metadata.labels['kubernetes.io/service-name'], 'share-manager-vol');
+  assert.equal(slice.addressType, 'IPv4');
+  assert.deepEqual(slice.endpoints, [{ addresses: [address], conditions: { ready: true }, nodeName: node }]);
+  assert.deepEqual(slice.ports, [{ name: 'nfs', port, protocol: 'TCP' }]);
+  assert.equal(slice.metadata.ownerReferences?.[0]?.uid, ownerUid);
 }
