@@ -46,7 +46,7 @@ set -euo pipefail
 
 # --- What the image is: kept in agreement with deploy/Dockerfile (test/unit/deploy-image.test.ts).
 SUITE=bookworm
-RUNTIME_PACKAGES=(open-iscsi nfs-common e2fsprogs xfsprogs util-linux mount ca-certificates tini)
+RUNTIME_PACKAGES=(open-iscsi nfs-common e2fsprogs xfsprogs util-linux mount nfs-ganesha nfs-ganesha-vfs ca-certificates tini)
 BUILD_PACKAGES=(python3 make g++)
 APP_DIR=/opt/hornbill
 APP_FILES=(package.json package-lock.json binding.gyp scripts/build-native.mjs native bin src proto deploy/crds)

@@ -228,6 +228,8 @@ export const ErrorCodes = {
     'Kubernetes mode: every listen port of the share-manager port range is taken by another ShareManager; widen the range.',
   SHARE_MANAGER_SERVICE_INVALID:
     'Kubernetes mode: the Service share-manager-<volume> exists but cannot lead to the share manager (no ClusterIP, a selector, or the volume name makes too long a name); details say which.',
+  SHARE_MANAGER_IMAGE_UNKNOWN:
+    "Kubernetes mode: the image of the share-manager Pods is not known: HORNBILL_IMAGE is unset and the manager's own Pod (POD_NAME) could not be read.",
   // The operator CLI (src/cli/operator/): its GraphQL client, --watch and hornbill support-bundle.
   CLI_API_ERROR:
     'The GraphQL API answered with an error code this CLI does not know; the message quotes the code and its text.',

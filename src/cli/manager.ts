@@ -281,6 +281,7 @@ async function runKubernetesManager(flags: KubernetesManagerFlags, log: Logger):
   const { kubernetesShareManagerServices } = await import(
     '../controllers/share-manager/kubernetes-services.ts'
   );
+  const { kubernetesPodHosting } = await import('../controllers/share-manager/kubernetes-pods.ts');
   const { namespace } = flags;
   const store = await openKubernetesStore({ kubeconfig: flags.kubeconfig, namespace, logger: log });
   let onLost: (error: HornbillError) => void = () => {};
@@ -292,6 +293,8 @@ async function runKubernetesManager(flags: KubernetesManagerFlags, log: Logger):
     lease: kubernetesLeaseClient(store.kubeConfig, { namespace }),
     shareManagerLeases: kubernetesShareManagerLeases(store.kubeConfig, { namespace }),
     shareManagerServices: kubernetesShareManagerServices(store.kubeConfig, { namespace, store }),
+    // A Pod share-manager-<volume> per RWX volume; its image: HORNBILL_IMAGE, else this Pod's own.
+    shareManagerHosting: kubernetesPodHosting(store.kubeConfig, { namespace }),
     identity: flags.identity,
     namespace,
     listen: flags.listen,

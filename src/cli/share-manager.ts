@@ -5,9 +5,11 @@
 import os from 'node:os';
 import path from 'node:path';
 import { LinuxHostOperations } from '../csi/host/linux.ts';
+import { parseIscsiEndpoint } from '../csi/host/types.ts';
 import { HornbillError, isHornbillError } from '../errors.ts';
 import { stderrLogger } from '../logging.ts';
 import type { LeaderElectionTiming } from '../resources/leader-election.ts';
+import { attachIscsiDevice, detachIscsiDevice } from '../share-manager/device.ts';
 import {
   checkAddress,
   checkGaneshaSettings,
@@ -28,7 +30,8 @@ import { ExitCode } from './output.ts';
 
 export const SHARE_MANAGER_USAGE = `Usage:
   hornbill share-manager --volume NAME --address IP [--port 2049] --state-dir DIR
-                         (--export-dir DIR | --device PATH [--fs-type ext4|xfs] [--mount-dir DIR])
+                         (--export-dir DIR | (--device PATH | --iscsi-target iscsi://HOST:PORT/IQN/LUN)
+                          [--fs-type ext4|xfs] [--mount-dir DIR] [--host-namespaces])
                          [--nfs-options min-version=4.1,lease-lifetime=60,grace-period=N]
                          [--health-port 0] [--lease file] [--lease-file FILE]
                          [--lease kubernetes [--lease-namespace hornbill-system] [--kubeconfig FILE]]
@@ -37,7 +40,11 @@ export const SHARE_MANAGER_USAGE = `Usage:
       Exports one volume over NFSv4 (TCP, minor versions 1 and 2 unless --nfs-options
       min-version=4.0) with nfs-ganesha at nfs://IP:PORT/NAME. --device mounts the volume's
       formatted block device on --mount-dir (default DIR/mount) and exports it; --export-dir
-      exports an existing directory. Ganesha's config, log, pid file and recovery records
+      exports an existing directory. --iscsi-target logs in to the engine's iSCSI target
+      first, formats a new volume once (--fs-type), mounts and exports its device, and logs
+      out on stop (a share-manager Pod of its own in Kubernetes); --host-namespaces runs
+      iscsiadm, mkfs and mount in the host's mount and network namespaces (nsenter; the pod
+      needs hostPID), as the CSI node plugin does. Ganesha's config, log, pid file and recovery records
       live in --state-dir. Holds the volume's lease while healthy: --lease file (default)
       keeps it in --lease-file (default DIR/lease.json); --lease kubernetes in the Lease
       share-manager-NAME of --lease-namespace (kubeconfig: --kubeconfig, KUBECONFIG, or the
@@ -54,7 +61,10 @@ export interface ShareManagerFlags {
   stateDirectory: string;
   source:
     | { kind: 'directory'; path: string }
-    | { kind: 'device'; device: string; fsType: 'ext4' | 'xfs'; mountDirectory: string };
+    | { kind: 'device'; device: string; fsType: 'ext4' | 'xfs'; mountDirectory: string }
+    | { kind: 'iscsi'; endpoint: string; fsType: 'ext4' | 'xfs'; mountDirectory: string };
+  /** Host operations in the host's mount and network namespaces (nsenter; a Pod with hostPID). */
+  hostNamespaces: boolean;
   nfs: NfsOptions;
   healthPort: number;
   leaseBackend: LeaseBackend;
@@ -166,6 +176,8 @@ export function parseShareManagerFlags(argv: string[]): ShareManagerFlags {
       'state-dir': { type: 'string' },
       'export-dir': { type: 'string' },
       device: { type: 'string' },
+      'iscsi-target': { type: 'string' },
+      'host-namespaces': { type: 'boolean' },
       'fs-type': { type: 'string' },
       'mount-dir': { type: 'string' },
       'nfs-options': { type: 'string' },
@@ -189,19 +201,26 @@ export function parseShareManagerFlags(argv: string[]): ShareManagerFlags {
     const stateDirectory = path.resolve(requireFlag(values['state-dir'], '--state-dir', SHARE_MANAGER_USAGE));
     const exportDirectory = values['export-dir'];
     const device = values.device;
-    if ((exportDirectory === undefined) === (device === undefined))
-      throw usage('exactly one of --export-dir and --device is required');
+    const iscsiTarget = values['iscsi-target'];
+    if ([exportDirectory, device, iscsiTarget].filter((value) => value !== undefined).length !== 1)
+      throw usage('exactly one of --export-dir, --device and --iscsi-target is required');
     let source: ShareManagerFlags['source'];
     if (exportDirectory !== undefined) {
       if (values['fs-type'] !== undefined || values['mount-dir'] !== undefined)
-        throw usage('--fs-type and --mount-dir go with --device, not --export-dir');
+        throw usage('--fs-type and --mount-dir go with --device or --iscsi-target, not --export-dir');
+      if (values['host-namespaces'] === true)
+        throw usage('--host-namespaces goes with --device or --iscsi-target, not --export-dir');
       source = { kind: 'directory', path: path.resolve(exportDirectory) };
     } else {
       const fsType = values['fs-type'] ?? 'ext4';
       if (fsType !== 'ext4' && fsType !== 'xfs')
         throw usage(`--fs-type must be ext4 or xfs, not ${JSON.stringify(fsType)}`);
       const mountDirectory = path.resolve(values['mount-dir'] ?? path.join(stateDirectory, 'mount'));
-      source = { kind: 'device', device: path.resolve(device as string), fsType, mountDirectory };
+      if (iscsiTarget !== undefined) {
+        if (parseIscsiEndpoint(iscsiTarget) === undefined)
+          throw usage(`--iscsi-target must be iscsi://HOST:PORT/IQN/LUN, not ${JSON.stringify(iscsiTarget)}`);
+        source = { kind: 'iscsi', endpoint: iscsiTarget, fsType, mountDirectory };
+      } else source = { kind: 'device', device: path.resolve(device as string), fsType, mountDirectory };
     }
     const leaseDurationMs = durationFlag(values['lease-duration'], '--lease-duration', 15_000, 3_000);
     if (leaseDurationMs % 1_000 !== 0) throw usage('--lease-duration must be whole seconds');
@@ -211,6 +230,7 @@ export function parseShareManagerFlags(argv: string[]): ShareManagerFlags {
       port: portFlag(values.port, '--port', 2049, 1),
       stateDirectory,
       source,
+      hostNamespaces: values['host-namespaces'] === true,
       nfs: parseNfsOptions(values['nfs-options'] ?? ''),
       healthPort: portFlag(values['health-port'], '--health-port', 0, 0),
       ...leaseFlags(values, stateDirectory),
@@ -241,8 +261,32 @@ export function parseShareManagerFlags(argv: string[]): ShareManagerFlags {
 export async function shareManagerCommand(argv: string[]): Promise<number> {
   const flags = parseShareManagerFlags(argv);
   const log = stderrLogger('share-manager');
-  const source: ShareSource =
-    flags.source.kind === 'directory' ? flags.source : { ...flags.source, host: new LinuxHostOperations() };
+  const host = new LinuxHostOperations({ hostNamespaces: flags.hostNamespaces });
+  // --iscsi-target: this process logs in (and out) itself; the instance manager does for --device.
+  const iscsi = flags.source.kind === 'iscsi' ? flags.source : undefined;
+  if (iscsi === undefined)
+    return serve(
+      flags,
+      flags.source.kind === 'directory' ? flags.source : ({ ...flags.source, host } as ShareSource),
+      log,
+    );
+  try {
+    const device = await attachIscsiDevice(host, iscsi.endpoint, iscsi.fsType, log);
+    const { fsType, mountDirectory } = iscsi;
+    return await serve(flags, { kind: 'device', device, fsType, mountDirectory, host }, log);
+  } finally {
+    // After the unmount (a clean stop, or fenced after losing the lease), or a failed start.
+    await detachIscsiDevice(host, iscsi.endpoint).catch((error: unknown) =>
+      log('warn', 'logging out of the iSCSI target failed', { error: String(error) }),
+    );
+  }
+}
+
+async function serve(
+  flags: ShareManagerFlags,
+  source: ShareSource,
+  log: ReturnType<typeof stderrLogger>,
+): Promise<number> {
   const manager = await ShareManager.start({
     settings: {
       volume: flags.volume,

@@ -27,6 +27,7 @@ import {
 import { reconcileNode } from './node-controller.ts';
 import { reconcileReplica } from './replica-controller.ts';
 import { reconcileSetting, settingKeys } from './setting-controller.ts';
+import type { ShareManagerHosting } from './share-manager/hosting.ts';
 import { startShareManagerController } from './share-manager/index.ts';
 import type { ShareManagerServices } from './share-manager/services.ts';
 import { reconcileSnapshot } from './snapshot-controller.ts';
@@ -58,6 +59,11 @@ export interface ControllerOptions {
    * per volume (`kubernetesShareManagerServices`). Absent: a loopback address per volume.
    */
   shareManagerServices?: ShareManagerServices;
+  /**
+   * Where the share managers run; Kubernetes mode passes a Pod per volume
+   * (`kubernetesPodHosting`). Absent: a child process of the node's instance manager.
+   */
+  shareManagerHosting?: ShareManagerHosting;
 }
 
 /** One controller's work queue, for /metrics. */
@@ -184,6 +190,7 @@ export async function startControllers(options: ControllerOptions): Promise<Runn
     instanceManagers: options.instanceManagers,
     leases: options.shareManagerLeases,
     services: options.shareManagerServices,
+    hosting: options.shareManagerHosting,
     leaseDirectory:
       options.shareManagerLeaseDirectory ??
       path.join(os.tmpdir(), 'hornbill-share-manager-leases', namespace),

@@ -29,6 +29,7 @@
  */
 import type http from 'node:http';
 import { type RunningControllers, startControllers as startAllControllers } from '../controllers/index.ts';
+import type { ShareManagerHosting } from '../controllers/share-manager/hosting.ts';
 import type { ShareManagerServices } from '../controllers/share-manager/services.ts';
 import { HornbillError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
@@ -78,6 +79,11 @@ export interface KubernetesManagerOptions {
    * `kubernetesShareManagerServices` (a Service and EndpointSlice `share-manager-<volume>`).
    */
   shareManagerServices?: ShareManagerServices;
+  /**
+   * Where the RWX share managers run: the command passes `kubernetesPodHosting` (a Pod
+   * `share-manager-<volume>` on the chosen node).
+   */
+  shareManagerHosting?: ShareManagerHosting;
   /** Unique per replica: the pod name. */
   identity: string;
   namespace: string;
@@ -170,6 +176,7 @@ export async function startKubernetesManager(
         log: recordLogger(log),
         shareManagerLeases: options.shareManagerLeases,
         shareManagerServices: options.shareManagerServices,
+        shareManagerHosting: options.shareManagerHosting,
       }),
     beforeStart: async () => {
       const settings = options.settings ?? {};

@@ -6,8 +6,14 @@
  * the share manager never formats (the CSI driver or the controller does, once) and never
  * runs fsck; it mounts, or finds the device already mounted on the mount folder (a restart)
  * and uses that. `unmountVolume` undoes only a mount this process made.
+ *
+ * Before that, whoever holds the engine's iSCSI target logs in to it: the instance manager for
+ * a share manager it hosts (share-manager-host.ts), or the share manager itself in a Pod of its
+ * own (`--iscsi-target`): `attachIscsiDevice` logs in, finds the LUN's device and formats a new
+ * volume once (the only place a volume is formatted for a share manager); `detachIscsiDevice`
+ * logs out.
  */
-import type { HostOperations } from '../csi/host/types.ts';
+import { type HostOperations, parseIscsiEndpoint } from '../csi/host/types.ts';
 import { HornbillError } from '../errors.ts';
 import type { Logger } from '../logging.ts';
 
@@ -85,4 +91,55 @@ export async function unmountVolume(
 ): Promise<void> {
   await host.unmount(mountDirectory);
   log('info', 'unmounted the volume', { mountDirectory });
+}
+
+export type IscsiHostOperations = Pick<
+  HostOperations,
+  'iscsiLogin' | 'iscsiLogout' | 'findDevice' | 'filesystemType' | 'makeFilesystem'
+>;
+
+const DEVICE_WAIT_MS = 30_000;
+
+/**
+ * Logs in to the engine's target (`iscsi://HOST:PORT/IQN/LUN`), finds the LUN's device and
+ * formats it with `fsType` when it carries no filesystem; the device path.
+ * SHARE_MANAGER_DEVICE_INVALID when the endpoint is not one, no device appears within
+ * `waitMs`, or it carries another filesystem.
+ */
+export async function attachIscsiDevice(
+  host: IscsiHostOperations,
+  endpoint: string,
+  fsType: (typeof SUPPORTED_FILESYSTEMS)[number],
+  log: Logger,
+  waitMs = DEVICE_WAIT_MS,
+): Promise<string> {
+  const target = parseIscsiEndpoint(endpoint);
+  if (target === undefined)
+    throw new HornbillError('SHARE_MANAGER_DEVICE_INVALID', `${endpoint} is not iscsi://HOST:PORT/IQN/LUN`, {
+      endpoint,
+    });
+  await host.iscsiLogin(target);
+  const device = await host.findDevice(target, waitMs);
+  if (device === undefined)
+    throw new HornbillError('SHARE_MANAGER_DEVICE_INVALID', `no device appeared for ${endpoint}`, {
+      endpoint,
+    });
+  const found = await host.filesystemType(device);
+  if (found === undefined) {
+    log('info', 'formatting the new volume for its share manager', { device, fsType });
+    await host.makeFilesystem(device, fsType, []);
+  } else if (found !== fsType) {
+    throw new HornbillError('SHARE_MANAGER_DEVICE_INVALID', `${device} carries ${found}, not ${fsType}`, {
+      device,
+      found,
+      expected: fsType,
+    });
+  }
+  return device;
+}
+
+/** Logs out of the engine's target (nothing for an endpoint that is not iSCSI). */
+export async function detachIscsiDevice(host: IscsiHostOperations, endpoint: string): Promise<void> {
+  const target = parseIscsiEndpoint(endpoint);
+  if (target !== undefined) await host.iscsiLogout(target);
 }

@@ -1,7 +1,7 @@
 /**
  * The ShareManager controller (docs/rwx.md): gives every Volume with accessMode `rwx` a
- * ShareManager, runs its NFS server (`hornbill share-manager` hosted by the instance manager
- * of the chosen node) behind a stable address (services.ts), attaches the volume there with a
+ * ShareManager, runs its NFS server (`hornbill share-manager`: a child of the chosen node's
+ * instance manager, or a Pod of its own there in Kubernetes mode, hosting.ts) behind a stable address (services.ts), attaches the volume there with a
  * `share-manager` attachment ticket, and moves it to another node when its node goes away and
  * its lease expires. Self-contained: its own informers (Volume, ShareManager, Node,
  * VolumeAttachment), its own work queue (key: volume name), its own instance manager clients.
@@ -27,6 +27,7 @@ import { createContext } from '../context.ts';
 import { InstanceManagerMonitors } from '../instance-manager-monitor.ts';
 import { WorkQueue } from '../work-queue.ts';
 import { DEFAULT_SERVICE_NETWORK, parseServiceNetwork } from './decisions.ts';
+import { instanceManagerHosting, type ShareManagerHosting } from './hosting.ts';
 import { reconcileShareManager } from './reconcile.ts';
 import { embeddedShareManagerServices, type ShareManagerServices } from './services.ts';
 import {
@@ -54,6 +55,12 @@ export interface ShareManagerControllerOptions {
    * loopback address of `serviceNetwork` per volume (embedded mode).
    */
   services?: ShareManagerServices;
+  /**
+   * Where the share manager processes run (hosting.ts): in Kubernetes mode
+   * `kubernetesPodHosting` (a Pod `share-manager-<volume>` on the chosen node). Absent: a
+   * child process of the node's instance manager (CreateShareManager).
+   */
+  hosting?: ShareManagerHosting;
   /**
    * Where the share managers' leases live (src/share-manager/lease-backend.ts): in Kubernetes
    * mode `kubernetesShareManagerLeases` (Lease objects `share-manager-<volume>`). Absent:
@@ -105,6 +112,30 @@ export function leaseRequestFields(location: ShareManagerLeaseLocation): GrpcMes
     : { lease_backend: 'kubernetes', lease_file: '', lease_namespace: location.namespace };
 }
 
+/** The CreateShareManager request for a volume (both hostings start from it, hosting.ts). */
+export function createShareManagerRequest(options: {
+  volume: string;
+  /** services.ts `listenAddress`. */
+  listen: { address: string; port: number };
+  /** The engine's iSCSI endpoint to export its device; '' exports a directory. */
+  deviceEndpoint: string;
+  nfsOptions: string;
+  lease: ShareManagerLeaseLocation;
+  leaseDurationSeconds: number;
+}): GrpcMessage {
+  return {
+    name: shareManagerInstanceName(options.volume),
+    volume_name: options.volume,
+    ...options.listen,
+    source: options.deviceEndpoint === '' ? 'directory' : 'device',
+    device_endpoint: options.deviceEndpoint,
+    fs_type: 'ext4',
+    nfs_options: options.nfsOptions,
+    ...leaseRequestFields(options.lease),
+    lease_duration_seconds: options.leaseDurationSeconds,
+  };
+}
+
 export async function startShareManagerController(
   options: ShareManagerControllerOptions,
 ): Promise<RunningShareManagerController> {
@@ -117,6 +148,7 @@ export async function startShareManagerController(
     ownClients.set(manager.nodeID, new InstanceManagerClient(manager.grpcAddress, { deadlineMs: 60_000 }));
   const clientOf = (nodeID: string) => options.instanceManagerClient?.(nodeID) ?? ownClients.get(nodeID);
   const leases = new LeaseWatch(leaseBackendOf(options));
+  const hosting = options.hosting ?? instanceManagerHosting(clientOf);
   const services =
     options.services ??
     embeddedShareManagerServices({
@@ -141,7 +173,7 @@ export async function startShareManagerController(
     nfsPort,
     pollIntervalMs: options.pollIntervalMs ?? 1_000,
     hasInstanceManager: (nodeID) => clientOf(nodeID) !== undefined,
-    instanceManagerClient: clientOf,
+    hosting,
     nodeAddress: (nodeID) => nodeAddresses.get(nodeID),
     services,
     leaseLocation: (volume) => leases.location(volume),
@@ -154,17 +186,15 @@ export async function startShareManagerController(
       healthyAt.delete(volume);
       leases.forget(volume);
     },
-    createRequest: (volume, shareManager, deviceEndpoint) => ({
-      name: shareManagerInstanceName(volume.metadata.name),
-      volume_name: volume.metadata.name,
-      ...services.listenAddress(shareManager, nodeAddresses.get(shareManager.status?.nodeID ?? '')),
-      source: deviceEndpoint === '' ? 'directory' : 'device',
-      device_endpoint: deviceEndpoint,
-      fs_type: 'ext4',
-      nfs_options: options.nfsOptions ?? '',
-      ...leaseRequestFields(leases.location(volume.metadata.name)),
-      lease_duration_seconds: leaseDurationSeconds,
-    }),
+    createRequest: (volume, shareManager, deviceEndpoint) =>
+      createShareManagerRequest({
+        volume: volume.metadata.name,
+        listen: services.listenAddress(shareManager, nodeAddresses.get(shareManager.status?.nodeID ?? '')),
+        deviceEndpoint,
+        nfsOptions: options.nfsOptions ?? '',
+        lease: leases.location(volume.metadata.name),
+        leaseDurationSeconds,
+      }),
     event: (object, type, reason, message, eventOptions) =>
       context.event(object, type, reason, message, COMPONENT, eventOptions),
   };
@@ -219,6 +249,7 @@ export async function startShareManagerController(
     component: COMPONENT,
     message: 'share manager controller started',
     services: services.mode,
+    hosting: hosting.mode,
     serviceNetwork:
       services.mode === 'embedded' ? (options.serviceNetwork ?? DEFAULT_SERVICE_NETWORK) : undefined,
     nfsPort,

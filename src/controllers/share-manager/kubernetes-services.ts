@@ -1,11 +1,11 @@
 /**
  * Kubernetes mode's stable address of an RWX volume (services.ts): a ClusterIP Service
  * `share-manager-<volume>` in the manager's namespace, port 2049/TCP named `nfs`, **without a
- * selector** — the share manager is a child of the instance manager, not a Pod of its own, so
- * nothing could select it — and an EndpointSlice (discovery.k8s.io/v1, label
- * `kubernetes.io/service-name`) that this controller keeps pointing at where the share
- * manager serves now: its node's address (the instance manager's pod IP; it runs with
- * hostNetwork) and its listen port (annotation `hornbill.io/listen-port`). kube-proxy maps
+ * selector** — the controller, not a selector, decides when clients go to a share manager
+ * (its Pod, kubernetes-pods.ts, runs on the host network with a per-volume port) — and an
+ * EndpointSlice (discovery.k8s.io/v1, label `kubernetes.io/service-name`) that this
+ * controller keeps pointing at where the share manager serves now: its node's address (the
+ * instance manager's pod IP, the node's: both run with hostNetwork) and its listen port (annotation `hornbill.io/listen-port`). kube-proxy maps
  * `<ClusterIP>:2049` to that address and port by the port name `nfs`. After a failover the
  * EndpointSlice is replaced (conditional on its resourceVersion) with the new node; the
  * Service, and so its ClusterIP and `nfs://<ClusterIP>/<volume>`, stays.

@@ -1,20 +1,14 @@
 /**
  * Where a share manager runs and how the controller sees it there: the candidate nodes and
  * their readiness, the nodes holding the volume's replicas, the probe of the share manager on
- * its node, the `share-manager` attachment ticket, and the clean-up of nodes it left.
+ * its node (hosting.ts), the `share-manager` attachment ticket, and the clean-up of nodes it left.
  */
-import type { InstanceManagerClient } from '../../dataplane/instance-manager/grpc-client.ts';
 import { HornbillError } from '../../errors.ts';
 import type { Node, ShareManager, VolumeAttachment } from '../../resources/index.ts';
 import { getOrUndefined } from '../context.ts';
 import { nodeCanServe } from '../node-conditions.ts';
 import type { NodeCandidate } from './decisions.ts';
-import {
-  PREVIOUS_NODES_ANNOTATION,
-  type ShareManagerWorld,
-  shareManagerInstanceName,
-  ticketId,
-} from './world.ts';
+import { PREVIOUS_NODES_ANNOTATION, type ShareManagerWorld, ticketId } from './world.ts';
 
 const PROBE_DEADLINE_MS = 2_000;
 
@@ -61,57 +55,41 @@ export function previousNodes(shareManager: ShareManager): string[] {
   return text === '' ? [] : text.split(',');
 }
 
-/** Deletes the share manager process left on nodes it moved away from, once they answer. */
+/**
+ * Deletes the share manager left on nodes it moved away from (process or Pod), once they
+ * answer; the ShareManager as it is now (updated when a node was cleaned).
+ */
 export async function cleanPreviousNodes(
   world: ShareManagerWorld,
   shareManager: ShareManager,
-): Promise<void> {
+): Promise<ShareManager> {
   const previous = previousNodes(shareManager);
-  if (previous.length === 0) return;
+  if (previous.length === 0) return shareManager;
   const left: string[] = [];
   for (const node of previous) {
     try {
-      await world
-        .instanceManagerClient(node)
-        ?.call(
-          'DeleteShareManager',
-          { name: shareManagerInstanceName(shareManager.metadata.name) },
-          { deadlineMs: PROBE_DEADLINE_MS },
-        );
+      await world.hosting.stop(shareManager.metadata.name, node, {
+        removeData: false,
+        deadlineMs: PROBE_DEADLINE_MS,
+        fenced: true,
+      });
     } catch {
       left.push(node);
     }
   }
-  if (left.length === previous.length) return;
+  if (left.length === previous.length) return shareManager;
   const fresh = await world.store.get({
     kind: 'ShareManager',
     namespace: world.namespace,
     name: shareManager.metadata.name,
   });
-  await world.store.update({
+  return world.store.update({
     ...fresh,
     metadata: {
       ...fresh.metadata,
       annotations: { ...fresh.metadata.annotations, [PREVIOUS_NODES_ANNOTATION]: left.join(',') },
     },
   });
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: ShareManagerInstance messages
-type Message = Record<string, any>;
-
-export async function probeShareManager(
-  client: InstanceManagerClient | undefined,
-  name: string,
-): Promise<{ reachable: boolean; instance?: Message; canAttachDevices: boolean }> {
-  if (client === undefined) return { reachable: false, canAttachDevices: false };
-  try {
-    const list = await client.call('ListShareManagers', {}, { deadlineMs: PROBE_DEADLINE_MS });
-    const instance = ((list.share_managers ?? []) as Message[]).find((entry) => entry.name === name);
-    return { reachable: true, instance, canAttachDevices: list.can_attach_devices === true };
-  } catch {
-    return { reachable: false, canAttachDevices: false };
-  }
 }
 
 /** The ticket `share-manager-<volume>` on the volume's VolumeAttachment names `nodeID`. */

@@ -12,8 +12,9 @@
  *    replica lives); state starting;
  * 4. the `share-manager` attachment ticket names that node (the volume controller attaches
  *    the engine there); wait until the volume is attached there;
- * 5. ask that node's instance manager for the share manager (CreateShareManager: idempotent,
- *    starts a stopped or failed one again); running → the stable address leads there
+ * 5. start the share manager there (hosting.ts: CreateShareManager on that node's instance
+ *    manager, or a Pod on that node in Kubernetes mode; idempotent, starts a stopped or failed
+ *    one again); running → the stable address leads there
  *    (Kubernetes: the Service's EndpointSlice), status running, endpoint, Volume
  *    shareEndpoint / shareState; then probe it every poll interval (decisions.ts
  *    `healthDecision`): an unreachable node's share manager is moved once its lease expired —
@@ -31,7 +32,6 @@ import {
   nodeCandidates,
   nodeReadyOf,
   previousNodes,
-  probeShareManager,
   replicaNodes,
 } from './placement.ts';
 import { writeStatus, writeVolumeShareStatus } from './status.ts';
@@ -43,7 +43,6 @@ import {
   PREVIOUS_NODES_ANNOTATION,
   SHARE_MANAGER_FINALIZER,
   type ShareManagerWorld,
-  shareManagerInstanceName,
 } from './world.ts';
 
 export async function reconcileShareManager(
@@ -132,10 +131,10 @@ async function drive(
     return { requeueAfterMs: 0 };
   }
   await ensureTicket(world, name, current);
-  await cleanPreviousNodes(world, shareManager);
+  // A Pod on a node it left is deleted at once (Kubernetes), so this may update the ShareManager.
+  shareManager = await cleanPreviousNodes(world, shareManager);
 
-  const client = world.instanceManagerClient(current);
-  const probe = await probeShareManager(client, shareManagerInstanceName(name));
+  const probe = await world.hosting.probe(name, current);
   const decision = healthDecision({
     instanceManagerReachable: probe.reachable,
     nodeReady: nodeReadyOf(nodes, current),
@@ -175,13 +174,22 @@ async function drive(
   }
   const canAttachDevices = probe.canAttachDevices && (volume.status?.endpoint ?? '').startsWith('iscsi://');
   try {
-    const instance = await client!.call(
-      'CreateShareManager',
+    const instance = await world.hosting.start(
+      current,
       world.createRequest(volume, shareManager, canAttachDevices ? volume.status!.endpoint! : ''),
-      {
-        deadlineMs: 150_000,
-      },
+      shareManager,
     );
+    if (instance.state !== 'running') {
+      // A Pod just created (or replacing one elsewhere): running once the kubelet reports it Ready.
+      await writeStatus(
+        world,
+        shareManager,
+        volume,
+        { state: 'starting', nodeID: current },
+        `the share manager on node ${current} is ${instance.state}`,
+      );
+      return { requeueAfterMs: Math.min(1_000, world.pollIntervalMs) };
+    }
     world.markHealthy(name);
     return running(world, shareManager, volume, instance);
   } catch (error) {

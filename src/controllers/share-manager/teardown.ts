@@ -1,6 +1,6 @@
 /**
  * Removing a share manager: its volume was deleted or is no longer rwx, or the ShareManager is
- * being deleted. The process goes from every node it ran on (a node that is down is not waited
+ * being deleted. The process (or Pod, hosting.ts) goes from every node it ran on (a node that is down is not waited
  * for), then the ticket, the Service and EndpointSlice (Kubernetes mode), the lease (file or
  * Lease object) and the Volume's share fields; then the finalizer.
  */
@@ -9,7 +9,7 @@ import type { ShareManager, Volume } from '../../resources/index.ts';
 import type { ReconcileResult } from '../work-queue.ts';
 import { nodeCandidates, nodeReadyOf, previousNodes, removeTicket } from './placement.ts';
 import { writeVolumeShareStatus } from './status.ts';
-import { SHARE_MANAGER_FINALIZER, type ShareManagerWorld, shareManagerInstanceName } from './world.ts';
+import { SHARE_MANAGER_FINALIZER, type ShareManagerWorld } from './world.ts';
 
 export async function tearDown(
   world: ShareManagerWorld,
@@ -24,13 +24,7 @@ export async function tearDown(
   );
   for (const node of where) {
     try {
-      await world
-        .instanceManagerClient(node)
-        ?.call(
-          'DeleteShareManager',
-          { name: shareManagerInstanceName(name), remove_data: volumeGone },
-          { deadlineMs: 30_000 },
-        );
+      await world.hosting.stop(name, node, { removeData: volumeGone, deadlineMs: 30_000 });
     } catch (error) {
       // A node that is down is not waited for (it has no running share manager to stop).
       if (nodeReadyOf(nodes, node) !== 'False') throw error;

@@ -1,11 +1,11 @@
 /**
  * What a ShareManager reconcile works with (reconcile.ts): the store, clients of the instance
- * managers, the leases (observed by the controller's own clock, src/share-manager/lease.ts,
+ * managers and the hosting of the share manager (hosting.ts), the leases (observed by the controller's own clock, src/share-manager/lease.ts,
  * through a `ShareManagerLeases` factory: files in embedded mode, Lease objects in Kubernetes),
  * the stable address (services.ts: a loopback address in embedded mode, a Service and its
  * EndpointSlice in Kubernetes), and the names, annotations and defaults of the controller.
  */
-import type { GrpcMessage, InstanceManagerClient } from '../../dataplane/instance-manager/grpc-client.ts';
+import type { GrpcMessage } from '../../dataplane/instance-manager/grpc-client.ts';
 import type { AnyResource, ResourceStore, ShareManager, Volume } from '../../resources/index.ts';
 import {
   breakExpiredLease,
@@ -16,6 +16,7 @@ import {
   type ShareManagerLeases,
 } from '../../share-manager/index.ts';
 import { type ServiceNetwork, serviceAddressFor } from './decisions.ts';
+import type { ShareManagerHosting } from './hosting.ts';
 import type { ShareManagerServices } from './services.ts';
 
 export const COMPONENT = 'hornbill-share-manager-controller';
@@ -45,8 +46,10 @@ export interface ShareManagerWorld {
   namespace: string;
   nfsPort: number;
   pollIntervalMs: number;
+  /** Whether the node runs an instance manager (a Hornbill node: candidates for a share manager). */
   hasInstanceManager(nodeID: string): boolean;
-  instanceManagerClient(nodeID: string): InstanceManagerClient | undefined;
+  /** Where the share manager process runs (hosting.ts): the instance manager's child, or a Pod. */
+  hosting: ShareManagerHosting;
   /** The node's instance manager address (the pod IP in Kubernetes: it runs on the host network). */
   nodeAddress(nodeID: string): string | undefined;
   /** The stable address and where the share manager listens (services.ts: embedded or Kubernetes). */

@@ -25,6 +25,7 @@ import {
 } from './grpc-messages.ts';
 import { instanceManagerService } from './grpc-proto.ts';
 import type { InstanceManager } from './instance-manager.ts';
+import { shareManagerSpecInput } from './share-manager-spec.ts';
 import type { InstanceEvent, InstanceLogRecord } from './types.ts';
 import { instanceName, kindFilter } from './validation.ts';
 
@@ -246,23 +247,7 @@ export class InstanceManagerGrpcServer {
     const shareManagers = this.manager.shareManagers;
     return {
       CreateShareManager: unary('CreateShareManager', async (request) =>
-        shareManagerMessage(
-          await shareManagers.create({
-            name: request.name,
-            volumeName: request.volume_name,
-            address: request.address,
-            port: request.port,
-            source: request.source,
-            deviceEndpoint: request.device_endpoint,
-            fsType: request.fs_type,
-            nfsOptions: request.nfs_options,
-            leaseBackend: request.lease_backend,
-            leaseFile: request.lease_file,
-            leaseNamespace: request.lease_namespace,
-            leaseDurationSeconds: request.lease_duration_seconds,
-            diskPath: request.disk_path,
-          }),
-        ),
+        shareManagerMessage(await shareManagers.create(shareManagerSpecInput(request))),
       ),
       StartShareManager: unary('StartShareManager', async (request) =>
         shareManagerMessage(await shareManagers.start(request.name)),

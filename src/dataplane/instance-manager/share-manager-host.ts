@@ -21,9 +21,9 @@
  */
 import fs from 'node:fs/promises';
 import type { HostOperations } from '../../csi/host/types.ts';
-import { parseIscsiEndpoint } from '../../csi/host/types.ts';
 import { HornbillError } from '../../errors.ts';
 import { type Logger, silentLogger } from '../../logging.ts';
+import { attachIscsiDevice, detachIscsiDevice } from '../../share-manager/device.ts';
 import { shareEndpoint } from '../../share-manager/index.ts';
 import { describeError } from './instance.ts';
 import { assertTransition, SerialQueue } from './instance-state.ts';
@@ -353,41 +353,19 @@ export class ShareManagerHost {
   }
 
   /** Logs in to the engine's target, finds the LUN's device, formats it when it has no filesystem. */
-  private async attachDevice(spec: ShareManagerSpec): Promise<string> {
-    const host = this.options.deviceHost!;
-    const target = parseIscsiEndpoint(spec.deviceEndpoint)!;
-    await host.iscsiLogin(target);
-    const device = await host.findDevice(target, DEVICE_WAIT_MS);
-    if (device === undefined)
-      throw new HornbillError(
-        'SHARE_MANAGER_DEVICE_INVALID',
-        `no device appeared for ${spec.deviceEndpoint}`,
-        {
-          endpoint: spec.deviceEndpoint,
-        },
-      );
-    const found = await host.filesystemType(device);
-    if (found === undefined) {
-      this.log('info', 'formatting the new volume for its share manager', { device, fsType: spec.fsType });
-      await host.makeFilesystem(device, spec.fsType, []);
-    } else if (found !== spec.fsType) {
-      throw new HornbillError(
-        'SHARE_MANAGER_DEVICE_INVALID',
-        `${device} carries ${found}, not ${spec.fsType}`,
-        {
-          device,
-          found,
-          expected: spec.fsType,
-        },
-      );
-    }
-    return device;
+  private attachDevice(spec: ShareManagerSpec): Promise<string> {
+    return attachIscsiDevice(
+      this.options.deviceHost!,
+      spec.deviceEndpoint,
+      spec.fsType,
+      this.log,
+      DEVICE_WAIT_MS,
+    );
   }
 
   private async detachDevice(hosted: HostedShareManager): Promise<void> {
     if (hosted.spec.source !== 'device' || this.options.deviceHost === undefined) return;
-    const target = parseIscsiEndpoint(hosted.spec.deviceEndpoint);
-    if (target !== undefined) await this.options.deviceHost.iscsiLogout(target);
+    await detachIscsiDevice(this.options.deviceHost, hosted.spec.deviceEndpoint);
     hosted.device = '';
   }
 

@@ -207,16 +207,24 @@ export function shareExportDirectory(disk: string, volume: string): string {
   return path.join(disk, 'share-exports', volume);
 }
 
-/** `hornbill share-manager` arguments for a spec (after the command itself). */
+/**
+ * `hornbill share-manager` arguments for a spec (after the command itself). Source `device`:
+ * `--device` the device the instance manager logged in to; or, with `iscsiLogin` (a Pod of
+ * its own, src/controllers/share-manager/kubernetes-pods.ts), `--iscsi-target` so that the
+ * share manager logs in to the engine's target itself, in the host's namespaces.
+ */
 export function shareManagerArguments(
   spec: ShareManagerSpec,
-  options: { nodeName: string; device?: string; startTimeoutSeconds?: number },
+  options: { nodeName: string; device?: string; iscsiLogin?: boolean; startTimeoutSeconds?: number },
 ): string[] {
   const stateDirectory = shareStateDirectory(spec.diskPath, spec.volumeName);
+  const device = options.iscsiLogin
+    ? ['--iscsi-target', spec.deviceEndpoint, '--host-namespaces']
+    : ['--device', options.device ?? ''];
   const source =
     spec.source === 'directory'
       ? ['--export-dir', shareExportDirectory(spec.diskPath, spec.volumeName)]
-      : ['--device', options.device ?? '', '--fs-type', spec.fsType];
+      : [...device, '--fs-type', spec.fsType];
   return [
     ...['--volume', spec.volumeName, '--address', spec.address, '--port', String(spec.port)],
     ...['--state-dir', stateDirectory, ...source],
@@ -227,4 +235,24 @@ export function shareManagerArguments(
     ...['--lease-wait', `${spec.leaseDurationSeconds * 2}s`],
     ...['--start-timeout', `${options.startTimeoutSeconds ?? 30}s`],
   ];
+}
+
+/** A CreateShareManager request (snake_case, as the gRPC service receives it) as a spec input. */
+// biome-ignore lint/suspicious/noExplicitAny: a CreateShareManagerRequest message
+export function shareManagerSpecInput(request: Record<string, any>): ShareManagerSpecInput {
+  return {
+    name: request.name,
+    volumeName: request.volume_name,
+    address: request.address,
+    port: request.port,
+    source: request.source,
+    deviceEndpoint: request.device_endpoint,
+    fsType: request.fs_type,
+    nfsOptions: request.nfs_options,
+    leaseBackend: request.lease_backend,
+    leaseFile: request.lease_file,
+    leaseNamespace: request.lease_namespace,
+    leaseDurationSeconds: request.lease_duration_seconds,
+    diskPath: request.disk_path,
+  };
 }

@@ -12,9 +12,16 @@ import { test } from 'node:test';
 import { parseCsiFlags } from '../../../src/cli/csi.ts';
 import { parseInstanceManagerFlags } from '../../../src/cli/instance-manager.ts';
 import { parseManagerFlags } from '../../../src/cli/manager.ts';
+import { parseShareManagerFlags } from '../../../src/cli/share-manager.ts';
+import {
+  HEALTH_PORT_OFFSET,
+  SHARE_MANAGER_SERVICE_ACCOUNT,
+  shareManagerPodObject,
+} from '../../../src/controllers/share-manager/kubernetes-pods.ts';
 import { DEFAULT_LISTEN_PORTS } from '../../../src/controllers/share-manager/services.ts';
 import { DRIVER_NAME } from '../../../src/csi/names.ts';
 import { parseStorageClassParameters } from '../../../src/csi/parameters.ts';
+import { shareManagerSpec } from '../../../src/dataplane/instance-manager/share-manager-spec.ts';
 import { isSettingName, settingValueProblem } from '../../../src/resources/settings.ts';
 import { parseYamlDocuments, yamlParserMissing } from '../resources/yaml-parser.ts';
 
@@ -194,7 +201,7 @@ test('Services and the ServiceMonitor select pods and ports that exist', { skip:
     );
 });
 
-test('RBAC: bindings name roles and ServiceAccounts that exist; no wildcards; the instance manager only holds share-manager Leases', {
+test('RBAC: bindings name roles and ServiceAccounts that exist; no wildcards; the share-manager Pods only hold their Leases; the instance manager has no API access', {
   skip: missing,
 }, () => {
   const { manifests, find } = loadAll();
@@ -212,7 +219,8 @@ test('RBAC: bindings name roles and ServiceAccounts that exist; no wildcards; th
         1,
         `${binding.metadata.name}: ServiceAccount ${subject.name}`,
       );
-      if (subject.name === 'hornbill-instance-manager')
+      assert.notEqual(subject.name, 'hornbill-instance-manager', `${binding.metadata.name}: no API access`);
+      if (subject.name === SHARE_MANAGER_SERVICE_ACCOUNT)
         assert.equal(binding.roleRef.name, 'hornbill-share-manager-leases', `${binding.metadata.name}`);
     }
   }
@@ -222,19 +230,21 @@ test('RBAC: bindings name roles and ServiceAccounts that exist; no wildcards; th
     for (const rule of role.rules)
       for (const field of ['apiGroups', 'resources', 'verbs'])
         assert.ok(!rule[field].includes('*'), `${role.metadata.name}: no * in ${field}`);
-  // The share managers run inside the instance manager's pod (its children) and campaign for
-  // their Leases with its token: get, create, update of Leases in hornbill-system, nothing more.
+  // The share managers run in Pods of their own (kubernetes-pods.ts) and campaign for their
+  // Leases with the ServiceAccount hornbill-share-manager: get, create, update of Leases in
+  // hornbill-system, nothing more. The instance manager needs no token at all.
   const [instanceManagerAccount] = find('ServiceAccount', 'hornbill-instance-manager');
-  assert.equal(instanceManagerAccount.automountServiceAccountToken, true);
-  const [instanceManagers] = find('DaemonSet', 'hornbill-instance-manager');
-  assert.notEqual(instanceManagers.spec.template.spec.automountServiceAccountToken, false);
-  const instanceManagerBindings = manifests.filter(
+  assert.equal(instanceManagerAccount.automountServiceAccountToken, false);
+  const [shareManagerAccount] = find('ServiceAccount', SHARE_MANAGER_SERVICE_ACCOUNT);
+  assert.equal(shareManagerAccount.metadata.namespace, NAMESPACE);
+  assert.equal(shareManagerAccount.automountServiceAccountToken, true);
+  const shareManagerBindings = manifests.filter(
     (manifest) =>
       manifest.kind.endsWith('Binding') &&
-      manifest.subjects.some((subject: Manifest) => subject.name === 'hornbill-instance-manager'),
+      manifest.subjects.some((subject: Manifest) => subject.name === SHARE_MANAGER_SERVICE_ACCOUNT),
   );
   assert.deepEqual(
-    instanceManagerBindings.map((binding) => `${binding.kind} ${binding.metadata.namespace}`),
+    shareManagerBindings.map((binding) => `${binding.kind} ${binding.metadata.namespace}`),
     [`RoleBinding ${NAMESPACE}`],
   );
   const [shareManagerRole] = find('Role', 'hornbill-share-manager-leases');
@@ -262,6 +272,24 @@ test('RBAC: bindings name roles and ServiceAccounts that exist; no wildcards; th
   );
   for (const verb of ['get', 'list', 'update', 'delete'])
     assert.ok(managerLeaseVerbs.has(verb), `the manager may ${verb} share-manager Leases`);
+  // The manager creates, reads and deletes the share-manager Pods (and reads its own) there.
+  const managerPodVerbs = new Set(
+    manifests
+      .filter((manifest) => manifest.kind === 'Role' && manifest.metadata.namespace === NAMESPACE)
+      .filter((role) =>
+        find('RoleBinding', role.metadata.name).some((binding) =>
+          binding.subjects.some((subject: Manifest) => subject.name === 'hornbill-manager'),
+        ),
+      )
+      .flatMap((role) => role.rules)
+      .filter(
+        (rule: Manifest) =>
+          rule.apiGroups.includes('') && rule.resources.includes('pods') && rule.resourceNames === undefined,
+      )
+      .flatMap((rule: Manifest) => rule.verbs),
+  );
+  for (const verb of ['get', 'list', 'create', 'delete'])
+    assert.ok(managerPodVerbs.has(verb), `the manager may ${verb} share-manager Pods`);
   // The CSI controller can write the three kinds it owns, and only read the others.
   const [csiRole] = find('Role', 'hornbill-csi-controller');
   const writable = csiRole.rules
@@ -364,16 +392,17 @@ test('hornbill containers run commands with arguments the commands accept', { sk
           [flags.grpcPort, flags.iscsiPort, flags.metricsPort],
         );
         assert.deepEqual([ports.grpc, ports.iscsi, ports.metrics], [8500, 3260, 9502]);
-        // RWX share managers (children of this pod) listen on the node's address, which is the
-        // pod IP only on the host network, on ports of DEFAULT_LISTEN_PORTS: none of those may
-        // be one of the instance manager's own ports.
-        const { first, last } = DEFAULT_LISTEN_PORTS;
+        // RWX share-manager Pods (host network) listen on the node's address on ports of
+        // DEFAULT_LISTEN_PORTS, their /healthz HEALTH_PORT_OFFSET above: none of those may be
+        // one of the instance manager's own ports.
+        const first = DEFAULT_LISTEN_PORTS.first;
+        const last = DEFAULT_LISTEN_PORTS.last + HEALTH_PORT_OFFSET;
         for (const port of [flags.grpcPort, flags.iscsiPort, flags.metricsPort, 2049])
-          assert.ok(port < first || port > last, `share-manager listen ports ${first}-${last} avoid ${port}`);
+          assert.ok(port < first || port > last, `share-manager ports ${first}-${last} avoid ${port}`);
         if (flags.replicaPorts !== undefined)
           assert.ok(
             flags.replicaPorts.last < first || flags.replicaPorts.first > last,
-            'share-manager listen ports avoid the replica ports',
+            'share-manager ports avoid the replica ports',
           );
       } else if (command === 'manager') {
         for (let index = 0; index < argv.length; index++) {
@@ -450,6 +479,48 @@ test('hornbill containers run commands with arguments the commands accept', { sk
     }
   }
   assert.deepEqual([...commands].sort(), ['csi', 'instance-manager', 'manager']);
+});
+
+test('the share-manager Pod the controller makes fits the deployment: its ServiceAccount, its arguments, the disk and image of the instance managers', {
+  skip: missing,
+}, () => {
+  const { find } = loadAll();
+  const [instanceManagers] = find('DaemonSet', 'hornbill-instance-manager');
+  const instanceManager = instanceManagers.spec.template.spec.containers[0];
+  const disk = parseInstanceManagerFlags(expandArguments(instanceManager, find).slice(1)).disks[0];
+  const spec = shareManagerSpec(
+    {
+      name: 'share-manager-pvc-1',
+      volumeName: 'pvc-1',
+      address: '10.0.0.21',
+      port: DEFAULT_LISTEN_PORTS.first,
+      source: 'device',
+      deviceEndpoint: 'iscsi://10.0.0.21:3260/iqn.2019-10.io.hornbill:pvc-1/1',
+      leaseBackend: 'kubernetes',
+      leaseNamespace: NAMESPACE,
+    },
+    [disk],
+  );
+  const pod = shareManagerPodObject({
+    spec,
+    nodeName: 'node-1',
+    namespace: NAMESPACE,
+    image: instanceManager.image,
+    serviceAccountName: SHARE_MANAGER_SERVICE_ACCOUNT,
+  }) as Manifest;
+  assert.equal(find('ServiceAccount', pod.spec.serviceAccountName).length, 1);
+  const [command, ...argv] = pod.spec.containers[0].args;
+  assert.equal(command, 'share-manager');
+  const flags = parseShareManagerFlags(argv);
+  assert.equal(flags.leaseBackend, 'kubernetes');
+  assert.equal(flags.leaseNamespace, NAMESPACE);
+  assert.equal(flags.kubeconfig, undefined, 'in-cluster: the ServiceAccount token');
+  assert.ok(flags.hostNamespaces && pod.spec.hostPID, 'iscsiadm in the host namespaces');
+  assert.ok(flags.stateDirectory.startsWith(`${disk}/`), 'the state folder is on the mounted disk');
+  const dataVolume = pod.spec.volumes.find((volume: Manifest) => volume.name === 'data');
+  assert.equal(dataVolume.hostPath.path, instanceManagers.spec.template.spec.volumes[0].hostPath.path);
+  assert.equal(pod.spec.containers[0].volumeMounts[0].mountPropagation, 'Bidirectional');
+  assert.equal(flags.healthPort, pod.spec.containers[0].readinessProbe.httpGet.port);
 });
 
 test('the CSIDriver, the StorageClass parameters the driver accepts, the default settings', {

@@ -1,8 +1,8 @@
 /**
  * deploy/rbac.yaml grants what the Kubernetes backend uses: every Hornbill kind (with status
  * and finalizers), core/v1 Events, the leader-election Lease, the share managers' Leases
- * (read, broken, deleted by the share-manager controller), and the RWX volumes' Services and
- * EndpointSlices (kubernetes-services.ts). Read with PyYAML.
+ * (read, broken, deleted by the share-manager controller), the RWX volumes' Services and
+ * EndpointSlices (kubernetes-services.ts) and share-manager Pods (kubernetes-pods.ts). Read with PyYAML.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -82,6 +82,12 @@ test('deploy/rbac.yaml covers the Kubernetes backend', { skip: missing }, () => 
       `${verb} share-manager EndpointSlices`,
     );
   }
+  // The share-manager controller's Pod per RWX volume (kubernetes-pods.ts), and the manager's
+  // own Pod (get: the image of those Pods when HORNBILL_IMAGE is unset).
+  for (const verb of ['get', 'list', 'create', 'delete'])
+    assert.ok(allows(leaseRules, '', 'pods', verb, 'share-manager-pvc-1'), `${verb} share-manager Pods`);
+  assert.ok(allows(leaseRules, '', 'pods', 'get', 'hornbill-manager-abcde'), "get the manager's own Pod");
+  assert.ok(!allows(leaseRules, '', 'pods', 'update', 'share-manager-pvc-1'), 'Pods are never updated');
   assert.equal(byKind('ClusterRoleBinding').length, 1);
   assert.equal(byKind('RoleBinding').length, 1);
   assert.equal(byKind('ServiceAccount')[0].metadata.name, 'hornbill-manager');

@@ -52,11 +52,28 @@ describe('parseShareManagerFlags', () => {
       fsType: 'xfs',
       mountDirectory: path.resolve('m'),
     });
+    assert.equal(xfs.hostNamespaces, false);
+  });
+
+  it('parses --iscsi-target with --host-namespaces (a share-manager Pod logs in itself)', () => {
+    const endpoint = 'iscsi://10.0.0.1:3260/iqn.2019-10.io.hornbill:vol/1';
+    const flags = parseShareManagerFlags([...BASE, '--iscsi-target', endpoint, '--host-namespaces']);
+    assert.equal(flags.source.kind, 'iscsi');
+    assert.equal(flags.hostNamespaces, true);
+    assert.deepEqual(flags.source, {
+      kind: 'iscsi',
+      endpoint,
+      fsType: 'ext4',
+      mountDirectory: path.join(flags.stateDirectory, 'mount'),
+    });
+    usageError([...BASE, '--iscsi-target', 'nbd://10.0.0.1:1/vol'], '--iscsi-target');
+    usageError([...BASE, '--iscsi-target', endpoint, '--device', '/dev/sdb'], 'exactly one');
+    usageError([...BASE, '--export-dir', '/e', '--host-namespaces'], '--host-namespaces');
   });
 
   it('refuses missing, conflicting and hostile flags with CLI_USAGE', () => {
     usageError(['--address', '127.0.0.1', '--state-dir', '/s', '--export-dir', '/e'], '--volume');
-    usageError(BASE, 'exactly one of --export-dir and --device');
+    usageError(BASE, 'exactly one of --export-dir, --device and --iscsi-target');
     usageError([...BASE, '--export-dir', '/e', '--device', '/dev/sdb'], 'exactly one');
     usageError([...BASE, '--export-dir', '/e', '--fs-type', 'xfs'], '--fs-type');
     usageError([...BASE, '--device', '/dev/sdb', '--fs-type', 'btrfs'], '--fs-type');

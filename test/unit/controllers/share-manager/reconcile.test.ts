@@ -19,6 +19,7 @@ import {
   inServiceNetwork,
   parseServiceNetwork,
 } from '../../../../src/controllers/share-manager/decisions.ts';
+import { instanceManagerHosting } from '../../../../src/controllers/share-manager/hosting.ts';
 import { leaseRequestFields } from '../../../../src/controllers/share-manager/index.ts';
 import { kubernetesShareManagerServices } from '../../../../src/controllers/share-manager/kubernetes-services.ts';
 import { reconcileShareManager } from '../../../../src/controllers/share-manager/reconcile.ts';
@@ -35,9 +36,6 @@ import {
   PREVIOUS_NODES_ANNOTATION,
   type ShareManagerWorld,
 } from '../../../../src/controllers/share-manager/world.ts';
-import type { InstanceManagerClient } from '../../../../src/dataplane/instance-manager/grpc-client.ts';
-import { HornbillError } from '../../../../src/errors.ts';
-import { type ResourceStore, setCondition } from '../../../../src/resources/index.ts';
 import { openEmbeddedStore } from '../../../../src/resources/store/embedded.ts';
 import { fileShareManagerLeases, type ShareManagerLeases } from '../../../../src/share-manager/index.ts';
 import { kubernetesShareManagerLeases } from '../../../../src/share-manager/kubernetes-leases.ts';
@@ -47,70 +45,7 @@ import {
   startKubernetesServiceServer,
 } from '../../../helpers/kubernetes-service-server.ts';
 import { tempDirectory } from '../../../helpers/temp.ts';
-
-const namespace = 'hornbill-system';
-
-/** An instance manager that answers from memory, or not at all. */
-class FakeInstanceManager {
-  reachable = true;
-  readonly shares = new Map<string, Record<string, unknown>>();
-  readonly calls: string[] = [];
-  readonly requests: Record<string, unknown>[] = [];
-  readonly node: string;
-
-  constructor(node: string) {
-    this.node = node;
-  }
-
-  client(): InstanceManagerClient {
-    return {
-      call: async (method: string, request: Record<string, unknown> = {}) => {
-        this.calls.push(method);
-        if (!this.reachable) throw new HornbillError('INSTANCE_MANAGER_UNREACHABLE', `${this.node} is gone`);
-        const name = String(request.name);
-        if (method === 'ListShareManagers')
-          return { share_managers: [...this.shares.values()], can_attach_devices: false };
-        if (method === 'CreateShareManager') {
-          this.requests.push(request);
-          const instance = {
-            name,
-            state: 'running',
-            node_name: this.node,
-            source: 'directory',
-            export_path: `/disk/${this.node}/share-exports/${request.volume_name}`,
-            address: request.address,
-            port: request.port,
-            endpoint: `nfs://${request.address}:${request.port}/${request.volume_name}`,
-          };
-          this.shares.set(name, instance);
-          return instance;
-        }
-        if (method === 'DeleteShareManager') return { found: this.shares.delete(name), data_removed: false };
-        throw new Error(`unexpected call ${method}`);
-      },
-    } as unknown as InstanceManagerClient;
-  }
-}
-
-async function setNodeReady(store: ResourceStore, name: string, status: 'True' | 'False') {
-  const node = await store.get({ kind: 'Node', namespace, name });
-  let conditions = setCondition(node.status?.conditions, {
-    type: 'Ready',
-    status,
-    reason: 'Test',
-    message: '',
-  });
-  conditions = setCondition(conditions, { type: 'Schedulable', status, reason: 'Test', message: '' });
-  await store.updateStatus({ ...node, status: { ...node.status, conditions } });
-}
-
-async function setAttached(store: ResourceStore, nodeID: string) {
-  const volume = await store.get({ kind: 'Volume', namespace, name: 'vol' });
-  await store.updateStatus({
-    ...volume,
-    status: { ...volume.status, state: 'attached', currentNodeID: nodeID, endpoint: `nbd://${nodeID}:1/vol` },
-  });
-}
+import { FakeInstanceManager, namespace, setAttached, setNodeReady } from './fixtures.ts';
 
 const backends: Record<string, (t: TestContext, directory: string) => Promise<ShareManagerLeases>> = {
   file: async (_t, directory) => fileShareManagerLeases(path.join(directory, 'leases')),
@@ -169,7 +104,7 @@ async function scenario(
     nfsPort: 2049,
     pollIntervalMs: 1000,
     hasInstanceManager: (node) => managers.has(node),
-    instanceManagerClient: (node) => managers.get(node)?.client(),
+    hosting: instanceManagerHosting((node) => managers.get(node)?.client()),
     nodeAddress: (node) => nodeAddresses[node],
     services,
     leaseLocation: (volume) => leases.location(volume),
