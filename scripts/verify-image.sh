@@ -15,7 +15,7 @@
 #     the config's environment and working folder, in new PID and mount namespaces so that
 #     tini runs as PID 1, as in a container:
 #       the ENTRYPOINT with `--help` (tini → node /opt/hornbill/bin/hornbill.mjs --help),
-#       node --version (24 or newer), tini --version, iscsiadm --version, mkfs.ext4 -V,
+#       node --version (24 or newer), tini --version, iscsiadm --version, ganesha.nfsd -v, mkfs.ext4 -V,
 #       mkfs.xfs -V, mount.nfs -V, blkid -V, nsenter --version,
 #       and that Hornbill's CRC32C is the native addon (build/Release/hornbill_native.node,
 #       loaded by src/native.ts), not the portable fallback, with the right checksums.
@@ -153,6 +153,8 @@ check "mount.nfs -V" 'mount.nfs: \(linux nfs-utils' mount.nfs -V
 check "mount.nfs4 -V" 'mount.nfs4: \(linux nfs-utils' mount.nfs4 -V
 check "blkid -V" 'blkid from util-linux' blkid -V
 check "nsenter --version" 'nsenter from util-linux' nsenter --version
+check "ganesha.nfsd -v (the RWX share manager's NFS server)" 'NFS-Ganesha Release' ganesha.nfsd -v
+check "ganesha VFS backend" 'libfsalvfs.so' ls /usr/lib/x86_64-linux-gnu/ganesha/
 check "update-ca-certificates bundle" 'ca-certificates.crt' ls /etc/ssl/certs/ca-certificates.crt
 # The CRC32C that Hornbill uses: native, loaded by src/native.ts from build/Release, with
 # the standard check values (CRC-32C of "123456789" is 0xe3069283) and equal to the portable one.
