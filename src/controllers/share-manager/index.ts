@@ -173,6 +173,7 @@ export async function startShareManagerController(
     nfsPort,
     pollIntervalMs: options.pollIntervalMs ?? 1_000,
     hasInstanceManager: (nodeID) => clientOf(nodeID) !== undefined,
+    instanceManagerClient: clientOf,
     hosting,
     nodeAddress: (nodeID) => nodeAddresses.get(nodeID),
     services,

@@ -9,7 +9,7 @@ import type { ShareManager, Volume } from '../../resources/index.ts';
 import type { ReconcileResult } from '../work-queue.ts';
 import { nodeCandidates, nodeReadyOf, previousNodes, removeTicket } from './placement.ts';
 import { writeVolumeShareStatus } from './status.ts';
-import { SHARE_MANAGER_FINALIZER, type ShareManagerWorld } from './world.ts';
+import { SHARE_MANAGER_FINALIZER, type ShareManagerWorld, shareManagerInstanceName } from './world.ts';
 
 export async function tearDown(
   world: ShareManagerWorld,
@@ -25,6 +25,15 @@ export async function tearDown(
   for (const node of where) {
     try {
       await world.hosting.stop(name, node, { removeData: volumeGone, deadlineMs: 30_000 });
+      // A Pod leaves its state folder on the node: the node's instance manager removes it.
+      if (volumeGone && world.hosting.mode === 'pod')
+        await world
+          .instanceManagerClient?.(node)
+          ?.call(
+            'DeleteShareManager',
+            { name: shareManagerInstanceName(name), remove_data: true, volume_name: name },
+            { deadlineMs: 30_000 },
+          );
     } catch (error) {
       // A node that is down is not waited for (it has no running share manager to stop).
       if (nodeReadyOf(nodes, node) !== 'False') throw error;

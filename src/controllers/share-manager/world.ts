@@ -5,7 +5,7 @@
  * the stable address (services.ts: a loopback address in embedded mode, a Service and its
  * EndpointSlice in Kubernetes), and the names, annotations and defaults of the controller.
  */
-import type { GrpcMessage } from '../../dataplane/instance-manager/grpc-client.ts';
+import type { GrpcMessage, InstanceManagerClient } from '../../dataplane/instance-manager/grpc-client.ts';
 import type { AnyResource, ResourceStore, ShareManager, Volume } from '../../resources/index.ts';
 import {
   breakExpiredLease,
@@ -50,6 +50,8 @@ export interface ShareManagerWorld {
   hasInstanceManager(nodeID: string): boolean;
   /** Where the share manager process runs (hosting.ts): the instance manager's child, or a Pod. */
   hosting: ShareManagerHosting;
+  /** The node's instance manager (it removes what a share manager Pod left on the node). */
+  instanceManagerClient?(nodeID: string): InstanceManagerClient | undefined;
   /** The node's instance manager address (the pod IP in Kubernetes: it runs on the host network). */
   nodeAddress(nodeID: string): string | undefined;
   /** The stable address and where the share manager listens (services.ts: embedded or Kubernetes). */

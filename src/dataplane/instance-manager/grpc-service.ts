@@ -256,7 +256,11 @@ export class InstanceManagerGrpcServer {
         shareManagerMessage(await shareManagers.stop(request.name)),
       ),
       DeleteShareManager: unary('DeleteShareManager', async (request) => {
-        const result = await shareManagers.delete(request.name, request.remove_data === true);
+        const result = await shareManagers.delete(
+          request.name,
+          request.remove_data === true,
+          request.volume_name,
+        );
         return { found: result.found, data_removed: result.dataRemoved };
       }),
       GetShareManager: unary('GetShareManager', (request) =>

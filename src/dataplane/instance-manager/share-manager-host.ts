@@ -45,7 +45,7 @@ import {
   shareStateDirectory,
 } from './share-manager-spec.ts';
 import type { InstanceError, InstanceState } from './types.ts';
-import { instanceName } from './validation.ts';
+import { instanceName, volumeName } from './validation.ts';
 
 export const SHARE_MANAGERS_MAX = 128;
 const DEVICE_WAIT_MS = 30_000;
@@ -214,11 +214,31 @@ export class ShareManagerHost {
     return this.view(hosted);
   }
 
-  /** Stops and forgets it; `removeData` also deletes its state folder and (directory source) its export folder. */
-  async delete(name: unknown, removeData = false): Promise<{ found: boolean; dataRemoved: boolean }> {
+  /**
+   * Stops and forgets it; `removeData` also deletes its state folder and (directory source)
+   * its export folder. With `removeData` and a `volume` when none of this name runs here, the
+   * share folders of that volume on this node's disks go (one that ran as a Pod of its own
+   * left them on the node).
+   */
+  async delete(
+    name: unknown,
+    removeData = false,
+    volume?: unknown,
+  ): Promise<{ found: boolean; dataRemoved: boolean }> {
     const checked = instanceName(name);
     const hosted = this.managers.get(checked);
-    if (hosted === undefined) return { found: false, dataRemoved: false };
+    if (hosted === undefined) {
+      if (!removeData || volume === undefined || volume === '') return { found: false, dataRemoved: false };
+      const checkedVolume = volumeName(volume);
+      for (const disk of this.options.disks) {
+        await fs.rm(shareStateDirectory(disk, checkedVolume), { recursive: true, force: true });
+        await fs.rm(shareExportDirectory(disk, checkedVolume), { recursive: true, force: true });
+      }
+      this.log('info', 'share folders of a share manager hosted elsewhere removed', {
+        volume: checkedVolume,
+      });
+      return { found: false, dataRemoved: true };
+    }
     return hosted.queue.run(async () => {
       if (this.managers.get(checked) !== hosted) return { found: false, dataRemoved: false };
       await this.halt(hosted);
