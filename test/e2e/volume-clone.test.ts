@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
 import { test } from 'node:test';
 import { startCluster, waitFor } from './helpers/cluster.ts';
 import { adminApi } from './helpers/graphql.ts';
@@ -15,6 +17,7 @@ import { openNbd, pattern, readBlock, writeBlock } from './volume-helpers.ts';
  */
 
 const SOURCE = 'clone-source';
+const HORNBILL = path.join(import.meta.dirname, '..', '..', 'bin', 'hornbill.mjs');
 const MiB = 1024 * 1024;
 
 interface CloneView {
@@ -39,7 +42,7 @@ test('volumes cloned from a snapshot and from a volume hold the source data', {
     nodes: 2,
     settings: { 'storage-minimal-available-percentage': '0' },
   });
-  const { api, mutate, snapshotReady } = await adminApi(cluster, 'clone-e2e');
+  const { api, token, mutate, snapshotReady } = await adminApi(cluster, 'clone-e2e');
   const view = async (name: string) =>
     (
       await api.query<{ volume: CloneView | null }>(
@@ -158,6 +161,16 @@ test('volumes cloned from a snapshot and from a volume hold the source data', {
         );
     }
     client.close();
+    // The operator CLI shows where the volume's data came from.
+    const inspected = execFileSync(process.execPath, [HORNBILL, 'volume', 'inspect', name], {
+      env: { ...process.env, HORNBILL_SERVER: cluster.manager.url, HORNBILL_TOKEN: token },
+      encoding: 'utf8',
+    });
+    assert.match(
+      inspected,
+      new RegExp(`^Data source: +${dataSource}: completed 100% \\(snapshot \\S+, [^)]+ copied\\)$`, 'm'),
+      inspected,
+    );
     const events = (
       await api.query<{ events: { reason: string; message: string }[] }>(
         `query ($name: String!) { events(kind: "Volume", name: $name) { reason message } }`,

@@ -15,6 +15,7 @@ import { watchVolume } from './volume-watch.ts';
 
 const INSPECT_QUERY = `query($name: String!) { volume(name: $name) {
   ${VOLUME_FIELDS} nodeSelector diskSelector staleReplicaTimeout lastDegradedAt expansionRequired dataSource
+  cloneStatus { state sourceVolume snapshot progress transferredBytes attemptCount error }
   labels { key value }
   engine { name nodeID currentState desireState endpoint frontend instanceManagerName ip port salvageRequested
     rebuilds { address fromReplicaAddress progress isRebuilding state error } replicaModes { replica mode address } }
@@ -61,6 +62,16 @@ interface InspectedVolume extends VolumeView {
   labels: { key: string; value: string }[];
   actualSize: string | null;
   nodeSelector: string[];
+  dataSource?: string | null;
+  cloneStatus?: {
+    state: string;
+    sourceVolume: string;
+    snapshot: string;
+    progress: number;
+    transferredBytes: string | null;
+    attemptCount: number;
+    error: string | null;
+  } | null;
 }
 
 /** The describe-style text of an inspected volume. */
@@ -86,6 +97,15 @@ export function describeVolume(volume: InspectedVolume, nowMs: number): string {
   text += field('Replicas wanted', String(volume.numberOfReplicas));
   text += field('Node selector', volume.nodeSelector.length === 0 ? '<none>' : volume.nodeSelector.join(','));
   text += field('Labels', labelsCell(volume.labels));
+  if (volume.dataSource) {
+    const clone = volume.cloneStatus;
+    text += field(
+      'Data source',
+      clone === null || clone === undefined
+        ? volume.dataSource
+        : `${volume.dataSource}: ${clone.state} ${clone.progress}% (snapshot ${clone.snapshot}, ${bytesCell(clone.transferredBytes)} copied${clone.attemptCount > 0 ? `, ${clone.attemptCount} failed attempt(s)` : ''}${clone.error ? `; ${clone.error}` : ''})`,
+    );
+  }
   text += field('Age', ageOf(volume.creationTimestamp, nowMs));
   const engine = volume.engine;
   text += field(

@@ -13,6 +13,8 @@ import { type Cluster, waitFor } from './cluster.ts';
 
 export interface AdminApi {
   api: GraphQLClient;
+  /** The admin token (for the CLI: HORNBILL_TOKEN). */
+  token: string;
   /** Runs a mutation; its payload's `errors` must be empty. Returns the payload. */
   mutate<T = Record<string, unknown>>(
     document: string,
@@ -25,10 +27,8 @@ export interface AdminApi {
 
 export async function adminApi(cluster: Cluster, tokenName: string): Promise<AdminApi> {
   const tokens = await TokenStore.open(path.join(cluster.dataDirectory, 'state', TOKENS_FILE_NAME));
-  const api = new GraphQLClient({
-    server: cluster.manager.url,
-    token: await tokens.create(tokenName, 'admin'),
-  });
+  const token = await tokens.create(tokenName, 'admin');
+  const api = new GraphQLClient({ server: cluster.manager.url, token });
   await sleep(1200); // the manager reads new tokens within a second
   const mutate = async <T>(
     document: string,
@@ -55,5 +55,5 @@ export async function adminApi(cluster: Cluster, tokenName: string): Promise<Adm
       return snapshots;
     }, timeoutMs);
   };
-  return { api, mutate, snapshotReady };
+  return { api, token, mutate, snapshotReady };
 }
