@@ -1,18 +1,21 @@
 /**
  * The snapshot controller (key: Snapshot name). Snapshots are taken and deleted through
  * the volume's running engine (CreateSnapshot / DeleteSnapshot: at one I/O boundary on every
- * replica), so the volume must be attached:
+ * replica), so the volume must be attached; a detached volume is attached for it, without
+ * frontend, by a `snapshot-<name>` attachment ticket (Longhorn's snapshot ticket) that goes
+ * once the snapshot is taken or deleted:
  *
  * - a new Snapshot with `spec.createSnapshot` → CreateSnapshot named after the resource;
  *   status (parent, children, creationTime, size, restoreSize, readyToUse) from ListSnapshots;
- *   while the volume is not attached, `status.error` says so and it is tried again;
+ *   while the engine does not run yet, `status.error` says what it waits for;
  * - deletion (finalizer `hornbill.io/snapshot`) → DeleteSnapshot (the layer is marked removed
  *   and purged by the engine later); a volume that is being deleted takes its snapshots with it.
  * The Snapshot is owned by its Volume (garbage-collected with it).
  */
 import type { GrpcMessage } from '../dataplane/instance-manager/grpc-client.ts';
 import { isHornbillError } from '../errors.ts';
-import { ownerReferenceTo, type Snapshot, type SnapshotStatus } from '../resources/index.ts';
+import { type Engine, ownerReferenceTo, type Snapshot, type SnapshotStatus } from '../resources/index.ts';
+import { ensureTicket, readyNodes, removeTicket } from './attachment-tickets.ts';
 import { type ControllerContext, getOrUndefined, names, sameJson } from './context.ts';
 import type { ReconcileResult } from './work-queue.ts';
 
@@ -38,11 +41,12 @@ export async function reconcileSnapshot(context: ControllerContext, name: string
     const volumeGone = volume === undefined || volume.metadata.deletionTimestamp !== undefined;
     if (!volumeGone && snapshot.status?.creationTime !== undefined) {
       if (!running || monitor === undefined) {
+        const waiting = await attachForSnapshot(context, snapshot, engine);
         await writeStatus(context, snapshot, {
           ...snapshot.status,
-          error: 'the volume must be attached to delete a snapshot',
+          error: `deleting: ${waiting}`,
         });
-        return { requeueAfterMs: 2000 };
+        return { requeueAfterMs: 1000 };
       }
       try {
         await monitor.client.call('DeleteSnapshot', {
@@ -60,6 +64,7 @@ export async function reconcileSnapshot(context: ControllerContext, name: string
         COMPONENT,
       );
     }
+    if (volume !== undefined) await removeTicket(context, snapshot.spec.volume, ticketId(name));
     await context.store.update({
       ...snapshot,
       metadata: {
@@ -94,11 +99,13 @@ export async function reconcileSnapshot(context: ControllerContext, name: string
   }
   if (!running || monitor === undefined) {
     if (snapshot.status?.creationTime === undefined) {
-      await writeStatus(context, snapshot, {
-        ...snapshot.status,
-        readyToUse: false,
-        error: 'waiting for the volume to be attached',
-      });
+      // To be taken: a detached volume is attached for it (without frontend), as Longhorn does.
+      const waiting =
+        snapshot.spec.createSnapshot && volume.metadata.deletionTimestamp === undefined
+          ? await attachForSnapshot(context, snapshot, engine)
+          : 'waiting for the volume to be attached';
+      await writeStatus(context, snapshot, { ...snapshot.status, readyToUse: false, error: waiting });
+      return { requeueAfterMs: 1000 };
     }
     return { requeueAfterMs: 2000 };
   }
@@ -145,7 +152,37 @@ export async function reconcileSnapshot(context: ControllerContext, name: string
   };
   delete status.error;
   await writeStatus(context, snapshot, status);
+  await removeTicket(context, snapshot.spec.volume, ticketId(name));
   return { requeueAfterMs: 30_000 };
+}
+
+/** The ticket a snapshot holds on its volume while it is taken or deleted on a detached volume. */
+function ticketId(snapshot: string): string {
+  return `snapshot-${snapshot}`;
+}
+
+/**
+ * Asks for the volume to be attached (without frontend) so that its engine runs: a
+ * `snapshot` ticket on the node the engine is wanted on, else one of the volume's replicas'
+ * ready nodes, else any ready node. Returns what the snapshot waits for.
+ */
+async function attachForSnapshot(
+  context: ControllerContext,
+  snapshot: Snapshot,
+  engine: Engine | undefined,
+): Promise<string> {
+  const ready = await readyNodes(context);
+  const replicas = (await context.store.list('Replica', { namespace: context.namespace })).items.filter(
+    (replica) => replica.spec.volumeName === snapshot.spec.volume && replica.spec.failedAt === undefined,
+  );
+  const node = [
+    engine?.spec.nodeID ?? '',
+    ...replicas.map((replica) => replica.spec.nodeID),
+    ...[...ready].sort(),
+  ].find((candidate) => candidate !== '' && ready.has(candidate));
+  if (node === undefined) return 'waiting for a ready node to attach the volume on';
+  await ensureTicket(context, snapshot.spec.volume, ticketId(snapshot.metadata.name), 'snapshot', node);
+  return `attaching the volume on ${node} for the snapshot`;
 }
 
 async function writeStatus(

@@ -16,7 +16,8 @@
  * Deleting the new volume mid-copy removes its ticket from the source (removeSourceTicket).
  */
 import type { GrpcMessage } from '../dataplane/instance-manager/grpc-client.ts';
-import type { AttachmentTicket, Volume, VolumeAttachment, VolumeCloneStatus } from '../resources/index.ts';
+import type { Volume, VolumeCloneStatus } from '../resources/index.ts';
+import { ensureTicket, removeTicket } from './attachment-tickets.ts';
 import {
   type ControllerContext,
   getOrUndefined,
@@ -99,8 +100,8 @@ export async function reconcileClone(
     status.nodeID && world.readyNodes.has(status.nodeID) ? status.nodeID : chooseNode(world, sourceVolume);
   if (nodeID === undefined) return { requeueAfterMs: 2000, blocked: 'no ready node to clone on' };
   if (status.nodeID !== nodeID) await save({ ...status, nodeID });
-  await ensureTicket(context, source.volume, sourceTicketId(volume.metadata.name), nodeID);
-  await ensureTicket(context, volume.metadata.name, TARGET_TICKET, nodeID);
+  await ensureTicket(context, source.volume, sourceTicketId(volume.metadata.name), 'clone', nodeID);
+  await ensureTicket(context, volume.metadata.name, TARGET_TICKET, 'clone', nodeID);
 
   if (source.takeSnapshot && !(await sourceSnapshotReady(context, volume, source)))
     return { requeueAfterMs: POLL_MS };
@@ -252,48 +253,6 @@ async function readWriteAddresses(context: ControllerContext, volume: string): P
   return Object.entries(live)
     .filter(([, mode]) => mode === 'RW')
     .map(([address]) => address);
-}
-
-async function ensureTicket(
-  context: ControllerContext,
-  volume: string,
-  id: string,
-  nodeID: string,
-): Promise<void> {
-  const attachment = await getOrUndefined(
-    context.store,
-    'VolumeAttachment',
-    context.namespace,
-    names.volumeAttachment(volume),
-  );
-  if (attachment === undefined) return;
-  const existing = attachment.spec.attachmentTickets[id];
-  if (existing?.nodeID === nodeID) return;
-  const ticket: AttachmentTicket = {
-    id,
-    type: 'clone',
-    nodeID,
-    parameters: { disableFrontend: 'true' },
-    generation: (existing?.generation ?? 0) + 1,
-  };
-  await context.store.update({
-    ...attachment,
-    spec: { ...attachment.spec, attachmentTickets: { ...attachment.spec.attachmentTickets, [id]: ticket } },
-  });
-  context.enqueue('volume', volume);
-}
-
-async function removeTicket(context: ControllerContext, volume: string, id: string): Promise<void> {
-  const attachment: VolumeAttachment | undefined = await getOrUndefined(
-    context.store,
-    'VolumeAttachment',
-    context.namespace,
-    names.volumeAttachment(volume),
-  );
-  if (attachment?.spec.attachmentTickets[id] === undefined) return;
-  const { [id]: _removed, ...rest } = attachment.spec.attachmentTickets;
-  await context.store.update({ ...attachment, spec: { ...attachment.spec, attachmentTickets: rest } });
-  context.enqueue('volume', volume);
 }
 
 /** A volume being deleted takes its ticket off its clone source. */

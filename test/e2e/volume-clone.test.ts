@@ -113,6 +113,39 @@ test('volumes cloned from a snapshot and from a volume hold the source data', {
   await detach(SOURCE);
   await until(SOURCE, 'detached', (volume) => volume.state === 'DETACHED');
 
+  // A snapshot of a detached volume: attached for it (a snapshot ticket), then detached again;
+  // deleting it attaches it again for the deletion.
+  await mutate(
+    `mutation ($volume: String!) { createSnapshot(volume: $volume, name: "while-detached") { errors { code message } } }`,
+    { volume: SOURCE },
+    'createSnapshot',
+  );
+  await snapshotReady(SOURCE, 'while-detached', 60_000);
+  await until(
+    SOURCE,
+    'detached again without tickets',
+    (volume) => volume.state === 'DETACHED' && volume.attachmentTickets.length === 0,
+  );
+  await mutate(
+    `mutation ($volume: String!) { deleteSnapshot(volume: $volume, name: "while-detached") { errors { code message } } }`,
+    { volume: SOURCE },
+    'deleteSnapshot',
+  );
+  await waitFor(async () => {
+    const { snapshots } = await api.query<{ snapshots: { name: string; removed: boolean }[] }>(
+      `query ($volume: String!) { snapshots(volume: $volume) { name removed } }`,
+      { volume: SOURCE },
+    );
+    const left = snapshots.find((snapshot) => snapshot.name === 'while-detached');
+    assert.ok(left === undefined || left.removed === true, JSON.stringify(snapshots));
+    return snapshots;
+  }, 60_000);
+  await until(
+    SOURCE,
+    'detached after the deletion',
+    (volume) => volume.state === 'DETACHED' && volume.attachmentTickets.length === 0,
+  );
+
   const expectations: [string, string, [number, Buffer][]][] = [
     [
       'from-snapshot',
