@@ -22,10 +22,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { kubernetesFailure, serveMockApi } from './kubernetes-mock-http.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: Lease objects are whatever JSON the client sent
 type LeaseObject = Record<string, any>;
@@ -46,26 +45,15 @@ export interface KubernetesLeaseServer {
 const PREFIX = '/apis/coordination.k8s.io/v1/namespaces/';
 const MICRO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/;
 
-function status(code: number, reason: string, message: string, details?: Record<string, string>) {
-  return {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    message,
-    reason,
-    code,
-    details,
-  };
-}
+const status = kubernetesFailure;
 
 export async function startKubernetesLeaseServer(): Promise<KubernetesLeaseServer> {
   const leases = new Map<string, LeaseObject>();
   const requests: string[] = [];
   let revision = 100;
 
-  const handle = (method: string, url: string, body: LeaseObject | undefined): [number, object] => {
-    const pathname = new URL(url, 'http://server').pathname;
+  const handle = (method: string, url: URL, body: LeaseObject | undefined): [number, object] => {
+    const pathname = url.pathname;
     const match = pathname.startsWith(PREFIX)
       ? /^([a-z0-9-]+)\/leases(?:\/([a-z0-9.-]+))?$/.exec(pathname.slice(PREFIX.length))
       : null;
@@ -149,33 +137,8 @@ export async function startKubernetesLeaseServer(): Promise<KubernetesLeaseServe
     return [200, store(name, body, current)];
   };
 
-  const server = http.createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const method = request.method ?? 'GET';
-      requests.push(`${method} ${request.url}`);
-      let body: LeaseObject | undefined;
-      try {
-        body = chunks.length === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        body = undefined;
-      }
-      const [code, answer] = handle(method, request.url ?? '/', body);
-      response.writeHead(code, { 'content-type': 'application/json' });
-      response.end(JSON.stringify(answer));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const options = {
-    clusters: [{ name: 'lease-server', server: url, skipTLSVerify: true }],
-    users: [{ name: 'tester', token: 'test-token' }],
-    contexts: [{ name: 'lease-server', cluster: 'lease-server', user: 'tester' }],
-    currentContext: 'lease-server',
-  };
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions(options);
+  const api = await serveMockApi('lease-server', handle, requests);
+  const { url, kubeConfig } = api;
   return {
     url,
     kubeConfig,
@@ -194,10 +157,6 @@ export async function startKubernetesLeaseServer(): Promise<KubernetesLeaseServe
     },
     leases,
     requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => api.close(),
   };
 }

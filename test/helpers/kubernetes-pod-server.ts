@@ -21,9 +21,8 @@
  * ```
  */
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { kubernetesFailure, serveMockApi } from './kubernetes-mock-http.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: objects are whatever JSON the client sent
 type KubernetesObject = Record<string, any>;
@@ -53,16 +52,7 @@ export interface KubernetesPodServer {
 const PREFIX = '/api/v1/namespaces/';
 
 function failure(code: number, reason: string, message: string, name?: string) {
-  return {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    message,
-    reason,
-    code,
-    ...(name === undefined ? {} : { details: { name, kind: 'pods' } }),
-  };
+  return kubernetesFailure(code, reason, message, name === undefined ? undefined : { name, kind: 'pods' });
 }
 
 export async function startKubernetesPodServer(
@@ -141,33 +131,8 @@ export async function startKubernetesPodServer(
     return [405, failure(405, 'MethodNotAllowed', `${method} is not allowed`)];
   };
 
-  const server = http.createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const method = request.method ?? 'GET';
-      const url = new URL(request.url ?? '/', 'http://server');
-      requests.push(`${method} ${url.pathname}${url.search}`);
-      let body: KubernetesObject | undefined;
-      try {
-        body = chunks.length === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        body = undefined;
-      }
-      const [code, answer] = handle(method, url, body);
-      response.writeHead(code, { 'content-type': 'application/json' });
-      response.end(JSON.stringify(answer));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [{ name: 'pod-server', server: url, skipTLSVerify: true }],
-    users: [{ name: 'tester', token: 'test-token' }],
-    contexts: [{ name: 'pod-server', cluster: 'pod-server', user: 'tester' }],
-    currentContext: 'pod-server',
-  });
+  const api = await serveMockApi('pod-server', handle, requests, { recordQuery: true });
+  const { url, kubeConfig } = api;
   const find = (name: string, namespace = defaultNamespace) => {
     const pod = pods.get(`${namespace}/${name}`);
     if (pod === undefined) throw new Error(`no Pod ${namespace}/${name}`);
@@ -206,10 +171,6 @@ export async function startKubernetesPodServer(
       find(name, namespace);
       pods.delete(`${namespace}/${name}`);
     },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => api.close(),
   };
 }

@@ -23,9 +23,8 @@
  * ```
  */
 import { randomUUID } from 'node:crypto';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { kubernetesFailure, serveMockApi } from './kubernetes-mock-http.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: objects are whatever JSON the client sent
 type KubernetesObject = Record<string, any>;
@@ -52,18 +51,7 @@ const ROUTES = [
   },
 ] as const;
 
-function failure(code: number, reason: string, message: string, details?: Record<string, string>) {
-  return {
-    kind: 'Status',
-    apiVersion: 'v1',
-    metadata: {},
-    status: 'Failure',
-    message,
-    reason,
-    code,
-    details,
-  };
-}
+const failure = kubernetesFailure;
 
 export async function startKubernetesServiceServer(): Promise<KubernetesServiceServer> {
   const services = new Map<string, KubernetesObject>();
@@ -72,8 +60,8 @@ export async function startKubernetesServiceServer(): Promise<KubernetesServiceS
   let revision = 500;
   let nextClusterIP = 10;
 
-  const handle = (method: string, url: string, body: KubernetesObject | undefined): [number, object] => {
-    const pathname = new URL(url, 'http://server').pathname;
+  const handle = (method: string, url: URL, body: KubernetesObject | undefined): [number, object] => {
+    const pathname = url.pathname;
     for (const route of ROUTES) {
       if (!pathname.startsWith(route.prefix)) continue;
       const match = new RegExp(`^([a-z0-9-]+)/${route.plural}(?:/([a-z0-9.-]+))?$`).exec(
@@ -172,42 +160,14 @@ export async function startKubernetesServiceServer(): Promise<KubernetesServiceS
     return [404, failure(404, 'NotFound', 'the server could not find the requested resource')];
   };
 
-  const server = http.createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const method = request.method ?? 'GET';
-      requests.push(`${method} ${new URL(request.url ?? '/', 'http://server').pathname}`);
-      let body: KubernetesObject | undefined;
-      try {
-        body = chunks.length === 0 ? undefined : JSON.parse(Buffer.concat(chunks).toString('utf8'));
-      } catch {
-        body = undefined;
-      }
-      const [code, answer] = handle(method, request.url ?? '/', body);
-      response.writeHead(code, { 'content-type': 'application/json' });
-      response.end(JSON.stringify(answer));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const kubeConfig = new KubeConfig();
-  kubeConfig.loadFromOptions({
-    clusters: [{ name: 'service-server', server: url, skipTLSVerify: true }],
-    users: [{ name: 'tester', token: 'test-token' }],
-    contexts: [{ name: 'service-server', cluster: 'service-server', user: 'tester' }],
-    currentContext: 'service-server',
-  });
+  const api = await serveMockApi('service-server', handle, requests);
+  const { url, kubeConfig } = api;
   return {
     url,
     kubeConfig,
     services,
     endpointSlices,
     requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
+    close: () => api.close(),
   };
 }
