@@ -10,11 +10,13 @@
  * attached: replicas that are usable and running but not in the engine are added to its
  *   map (one at a time per volume, within concurrent-replica-rebuild-per-node-limit): the
  *   engine controller rebuilds them. A replica that moved to a new port is re-added.
- * attached → detaching (no node wanted, another node wanted, or the engine's node down):
- *   the engine stops; then the replicas stop → detached.
+ * attached → detaching (no node wanted, another node wanted, another frontend wanted, or the
+ *   engine's node down — for rwx also: not answering after its share manager's lease expired
+ *   there, fencedByShareManager): the engine stops; then the replicas stop → detached.
  */
 import { parseByteQuantity, type VolumeAttachment } from '../resources/index.ts';
-import type { ControllerContext } from './context.ts';
+import { type ControllerContext, getOrUndefined } from './context.ts';
+import { PREVIOUS_NODES_ANNOTATION } from './share-manager/world.ts';
 import {
   desiredAttachment,
   engineStartReplicas,
@@ -46,7 +48,10 @@ export async function reconcileAttachment(
   if (engine === undefined) return { phase: 'detached', requeueAfterMs: 200 };
   const desired = desiredAttachment(volume, attachment);
   const engineWanted = engine.spec.desireState === 'running' && engine.spec.nodeID !== '';
-  const engineNodeDown = engineWanted && world.downNodes.has(engine.spec.nodeID);
+  const engineNodeDown =
+    engineWanted &&
+    (world.downNodes.has(engine.spec.nodeID) ||
+      (await fencedByShareManager(context, world, engine.spec.nodeID)));
   const living = world.replicas.filter((replica) => replica.metadata.deletionTimestamp === undefined);
 
   // Stop the engine when it should not run where it runs, or not with this frontend.
@@ -58,7 +63,9 @@ export async function reconcileAttachment(
       spec: { ...engine.spec, desireState: 'stopped', nodeID: '', replicaAddressMap: {} },
     });
     const why = engineNodeDown
-      ? `node ${engine.spec.nodeID} is down`
+      ? world.downNodes.has(engine.spec.nodeID)
+        ? `node ${engine.spec.nodeID} is down`
+        : `node ${engine.spec.nodeID} does not answer and the volume's share manager there lost its lease (fast failover)`
       : desired.nodeID === ''
         ? 'detach requested'
         : desired.nodeID === engine.spec.nodeID
@@ -77,7 +84,10 @@ export async function reconcileAttachment(
   if (!engineWanted && engineState !== 'stopped') {
     // The engine controller is stopping it; an engine on a node that is down counts as stopped.
     const nodeOfEngine = engine.status?.instanceManagerName;
-    const stuckOnDownNode = [...world.downNodes].some((node) => nodeOfEngine === `instance-manager-${node}`);
+    const stuckOnDownNode =
+      [...world.downNodes].some((node) => nodeOfEngine === `instance-manager-${node}`) ||
+      (nodeOfEngine !== undefined &&
+        (await fencedByShareManager(context, world, nodeOfEngine.replace(/^instance-manager-/, ''))));
     if (!stuckOnDownNode) return { phase: 'detaching', requeueAfterMs: 500 };
   }
 
@@ -249,4 +259,28 @@ async function keepAttached(context: ControllerContext, world: VolumeWorld): Pro
     return { ...attached, requeueAfterMs: 300 };
   }
   return { ...attached, requeueAfterMs };
+}
+
+/**
+ * rwx fast failover (Longhorn's rwx-volume-fast-failover): the volume's share manager lost its
+ * lease on `nodeID` and was moved away (the ShareManager's previous-nodes annotation names the
+ * node; a move happens only after the lease expired and was broken), and that node does not
+ * answer. The share manager there has fenced itself — it stops serving when it cannot renew —
+ * and it was the engine's only client, so the engine there counts as stopped without waiting
+ * for node-down-timeout.
+ */
+async function fencedByShareManager(
+  context: ControllerContext,
+  world: VolumeWorld,
+  nodeID: string,
+): Promise<boolean> {
+  if (world.volume.spec.accessMode !== 'rwx' || nodeID === '' || world.readyNodes.has(nodeID)) return false;
+  const shareManager = await getOrUndefined(
+    context.store,
+    'ShareManager',
+    context.namespace,
+    world.volume.metadata.name,
+  );
+  const previous = shareManager?.metadata.annotations?.[PREVIOUS_NODES_ANNOTATION] ?? '';
+  return previous.split(',').includes(nodeID);
 }

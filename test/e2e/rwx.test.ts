@@ -53,7 +53,8 @@ test('rwx: two NFS clients share a volume; the share manager fails over to anoth
     t,
     nodes: 3,
     settings: {
-      'node-down-timeout': '5',
+      // The default node-down-timeout (30 s): the volume follows its share manager as soon as
+      // the lease expired (fast failover), not when the node is declared down.
       'replica-replenishment-wait-interval': '600',
       'storage-minimal-available-percentage': '0',
     },
@@ -148,6 +149,14 @@ test('rwx: two NFS clients share a volume; the share manager fails over to anoth
   );
   const runningAgainMs = Date.now() - killedAtMs;
   assert.equal(moved.status?.endpoint, endpoint, 'the same service address after the move');
+  // Fast failover: the volume was attached on the new node before its old node was declared
+  // down (Ready False needs node-down-timeout, 30 s here; the lease expires after 15 s).
+  const victimNode = await store.get({ kind: 'Node', namespace, name: hostNode });
+  assert.notEqual(
+    victimNode.status?.conditions?.find((condition) => condition.type === 'Ready')?.status,
+    'False',
+    'the share manager serves again before the old node is marked down',
+  );
   // Clients re-mount (a fresh nfs-ls) until the export answers.
   await eventually(
     async () => {
