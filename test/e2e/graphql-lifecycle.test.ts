@@ -1,13 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GraphQLClient } from '../../src/cli/operator/client.ts';
-import { TokenStore } from '../../src/graphql/index.ts';
-import { TOKENS_FILE_NAME } from '../../src/manager/manager.ts';
 import { requireTool } from '../helpers/tools.ts';
 import { startCluster, waitFor } from './helpers/cluster.ts';
+import { adminApi } from './helpers/graphql.ts';
 import { openNbd, pattern, readBlock, writeBlock } from './volume-helpers.ts';
 
 /**
@@ -34,10 +31,7 @@ test('a volume driven only through GraphQL; a subscriber sees each transition in
     nodes: 3,
     settings: { 'storage-minimal-available-percentage': '0', 'replica-replenishment-wait-interval': '1' },
   });
-  const tokens = await TokenStore.open(path.join(cluster.dataDirectory, 'state', TOKENS_FILE_NAME));
-  const token = await tokens.create('graphql-e2e', 'admin');
-  const api = new GraphQLClient({ server: cluster.manager.url, token });
-  await sleep(1200); // the manager reads new tokens within a second
+  const { api, mutate } = await adminApi(cluster, 'graphql-e2e');
 
   // The subscriber, before anything exists.
   const changes: Change[] = [];
@@ -53,18 +47,6 @@ test('a volume driven only through GraphQL; a subscriber sees each transition in
   })();
   await sleep(500);
 
-  const mutate = async <T>(
-    document: string,
-    variables: Record<string, unknown>,
-    field: string,
-  ): Promise<T> => {
-    const data = await api.query<Record<string, { errors: { code: string; message: string }[] } & T>>(
-      document,
-      variables,
-    );
-    assert.deepEqual(data[field].errors, [], `${field}: ${JSON.stringify(data[field].errors)}`);
-    return data[field];
-  };
   const volume = () =>
     api.query<{
       volume: {
