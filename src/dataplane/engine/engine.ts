@@ -9,11 +9,12 @@ import { FrameFlag } from '../protocol/frame.ts';
 import { checksumSectionBytes, isBlockAligned, writeChecksumSection } from '../protocol/payloads.ts';
 import { type ReplicaAddress, ReplicaClient } from '../protocol/replica-client.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
-import { Clone, type CloneProgress, type CloneRequest } from './clone.ts';
+import type { CloneProgress, CloneRequest } from './clone.ts';
+import { EngineJobs } from './engine-jobs.ts';
 import { IoGate } from './io-gate.ts';
 import { RangeLock } from './range-lock.ts';
 import { repairBlocks } from './read-repair.ts';
-import { Rebuild, type RebuildOptions, type RebuildProgress } from './rebuild.ts';
+import type { RebuildOptions, RebuildProgress } from './rebuild.ts';
 
 export type ReplicaMode = 'RW' | 'WO' | 'ERR';
 
@@ -68,8 +69,7 @@ export class Engine implements BlockDevice {
   private readonly modeListeners: ((replica: EngineReplica) => void)[] = [];
   private closed = false;
   private readonly blockLock = new RangeLock();
-  private currentRebuild: Rebuild | undefined;
-  private currentClone: Clone | undefined;
+  private readonly jobs = new EngineJobs(this);
 
   private constructor(options: EngineOptions) {
     this.options = options;
@@ -419,7 +419,7 @@ export class Engine implements BlockDevice {
     name: string,
     options: { labels?: Record<string, string>; userCreated?: boolean } = {},
   ): Promise<LayerInfo> {
-    this.refuseWhileCloning('snapshot');
+    this.jobs.refuseWhileCloning('snapshot');
     return this.atIoBoundary(async () => {
       const targets = this.writers();
       if (!targets.some((replica) => replica.mode === 'RW')) throw this.notReady();
@@ -475,7 +475,7 @@ export class Engine implements BlockDevice {
 
   /** Reclaims removed snapshots on every replica; refused while a replica rebuilds (it copies those layers). */
   async purge(): Promise<unknown> {
-    this.refuseWhileCloning('purge');
+    this.jobs.refuseWhileCloning('purge');
     if (this.replicas.some((replica) => replica.mode === 'WO')) {
       throw new HornbillError(
         'ENGINE_REBUILD_BUSY',
@@ -494,13 +494,13 @@ export class Engine implements BlockDevice {
    * changes under whatever it cached.
    */
   async revert(name: string): Promise<ReplicaInfo> {
-    this.refuseWhileCloning('revert');
+    this.jobs.refuseWhileCloning('revert');
     return this.atIoBoundary(async () => {
-      if (this.rebuilding()) {
+      if (this.jobs.rebuilding()) {
         throw new HornbillError(
           'ENGINE_REBUILD_BUSY',
           `volume ${this.name} is rebuilding a replica; revert waits until it is done`,
-          { progress: this.currentRebuild?.progress },
+          { progress: this.jobs.rebuildStatus() },
         );
       }
       const info = await this.controlAll<ReplicaInfo>('revert', { name });
@@ -509,16 +509,9 @@ export class Engine implements BlockDevice {
     });
   }
 
-  private rebuilding(): boolean {
-    return (
-      this.replicas.some((replica) => replica.mode === 'WO') ||
-      (this.currentRebuild !== undefined && !['done', 'failed'].includes(this.currentRebuild.progress.state))
-    );
-  }
-
   /** Grows the volume on every replica at an I/O boundary. */
   async expand(sizeBytes: number): Promise<void> {
-    this.refuseWhileCloning('expand');
+    this.jobs.refuseWhileCloning('expand');
     await this.atIoBoundary(async () => {
       await this.controlAll('expand', { sizeBytes });
       this.volumeSizeBytes = sizeBytes;
@@ -527,113 +520,43 @@ export class Engine implements BlockDevice {
 
   /**
    * Adds a replica (new, or one that came back) and rebuilds it while the volume stays in
-   * use; one rebuild at a time. Resolves with the finished rebuild's progress; the replica
-   * is RW then. A replica at an address the engine already lists reuses that entry.
+   * use; one rebuild at a time (engine-jobs.ts). Resolves with the finished rebuild's
+   * progress; the replica is RW then.
    */
-  async addReplica(
+  addReplica(
     address: ReplicaAddress,
     options: { local?: boolean } & Partial<RebuildOptions> = {},
   ): Promise<RebuildProgress> {
-    if (this.closed)
-      throw new HornbillError('DEVICE_NOT_READY', `volume ${this.name}: the engine is stopped`);
-    this.refuseWhileCloning('addReplica');
-    if (
-      this.currentRebuild !== undefined &&
-      !['done', 'failed'].includes(this.currentRebuild.progress.state)
-    ) {
-      throw new HornbillError('ENGINE_REBUILD_BUSY', `volume ${this.name} is already rebuilding a replica`, {
-        progress: this.currentRebuild.progress,
-      });
-    }
-    let replica = this.replicas.find(
-      (entry) => entry.address.host === address.host && entry.address.port === address.port,
-    );
-    if (replica !== undefined && replica.mode !== 'ERR') {
-      throw new HornbillError(
-        'INVALID_ARGUMENT',
-        `replica ${address.host}:${address.port} is already ${replica.mode} in volume ${this.name}`,
-      );
-    }
-    if (replica === undefined) {
-      replica = {
-        address,
-        local: options.local ?? false,
-        mode: 'ERR',
-        client: undefined,
-        error: 'rebuilding',
-      };
-      this.replicas.push(replica);
-    }
-    const client = new ReplicaClient({
-      address,
-      log: this.options.log,
-      timeoutMs: this.options.replicaTimeoutMs ?? 8000,
-    });
-    try {
-      await client.connect();
-      const info = await client.control<ReplicaInfo>('info');
-      if (info.sizeBytes !== this.volumeSizeBytes) {
-        throw new HornbillError(
-          'INVALID_ARGUMENT',
-          `replica size ${info.sizeBytes} differs from the volume's ${this.volumeSizeBytes}`,
-        );
-      }
-    } catch (error) {
-      client.close();
-      this.markError(replica, (error as Error).message);
-      throw error;
-    }
-    const rebuild = new Rebuild(this, replica, client, { log: this.options.log, ...options });
-    this.currentRebuild = rebuild;
-    await rebuild.run();
-    return rebuild.progress;
+    return this.jobs.addReplica(address, options);
   }
 
-  /**
-   * Fills this new, empty volume with a snapshot of another volume (clone.ts); one clone at
-   * a time, none while a replica rebuilds. Resolves with the finished clone's progress.
-   */
-  async clone(request: CloneRequest): Promise<CloneProgress> {
-    if (this.closed)
-      throw new HornbillError('DEVICE_NOT_READY', `volume ${this.name}: the engine is stopped`);
-    this.refuseWhileCloning('clone');
-    if (this.rebuilding()) {
-      throw new HornbillError(
-        'ENGINE_REBUILD_BUSY',
-        `volume ${this.name} is rebuilding a replica; a clone waits`,
-        {
-          progress: this.currentRebuild?.progress,
-        },
-      );
-    }
-    const clone = new Clone(this, request, {
-      log: this.options.log,
-      timeoutMs: this.options.replicaTimeoutMs ?? 8000,
-    });
-    this.currentClone = clone;
-    await clone.run();
-    return clone.progress;
+  /** Fills this new, empty volume with a snapshot of another volume (engine-jobs.ts, clone.ts). */
+  clone(request: CloneRequest): Promise<CloneProgress> {
+    return this.jobs.clone(request);
   }
 
   /** The running or last clone's progress. */
   cloneStatus(): CloneProgress | undefined {
-    return this.currentClone === undefined ? undefined : { ...this.currentClone.progress };
-  }
-
-  private refuseWhileCloning(operation: string): void {
-    const state = this.currentClone?.progress.state;
-    if (state === 'preparing' || state === 'copying') {
-      throw new HornbillError(
-        'ENGINE_CLONE_BUSY',
-        `volume ${this.name} is being filled from ${this.currentClone!.progress.origin}; ${operation} waits until the clone is done`,
-        { progress: this.currentClone!.progress },
-      );
-    }
+    return this.jobs.cloneStatus();
   }
 
   /** The running or last rebuild's progress. */
   rebuildStatus(): RebuildProgress | undefined {
-    return this.currentRebuild === undefined ? undefined : { ...this.currentRebuild.progress };
+    return this.jobs.rebuildStatus();
+  }
+
+  /** Whether the engine is stopped (close()). */
+  get stopped(): boolean {
+    return this.closed;
+  }
+
+  /** The engine's logger and replica timeout, for its jobs' own connections. */
+  get log(): Logger {
+    return this.options.log;
+  }
+
+  get replicaTimeoutMs(): number {
+    return this.options.replicaTimeoutMs ?? 8000;
   }
 
   /** Takes a replica out of the volume for good (live change of the replica count). */
