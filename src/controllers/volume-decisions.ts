@@ -193,6 +193,24 @@ export function salvageWaitsFor(
   return nowMs - latestMs < waitSeconds * 1000 ? failedLast : [];
 }
 
+/**
+ * Whether a salvage may choose now although some running candidates did not answer with
+ * their revision counter (a replica just started, a slow node): not while the last failure
+ * is younger than `waitSeconds` — one of them may hold the newest data, and choosing without
+ * it would bring back older data and rebuild the newest replica from it.
+ */
+export function salvageMayDecide(
+  unanswered: readonly Replica[],
+  replicas: readonly Replica[],
+  waitSeconds: number,
+  nowMs: number,
+): boolean {
+  if (unanswered.length === 0) return true;
+  const failed = replicas.filter(isFailed);
+  const latestMs = Math.max(0, ...failed.map((replica) => timestampMs(replica.spec.failedAt) ?? 0));
+  return nowMs - latestMs >= waitSeconds * 1000;
+}
+
 export interface SalvageCandidate {
   name: string;
   revisionCounter: number;

@@ -425,7 +425,13 @@ export async function balanceReplicas(
   };
 }
 
-/** Clears a failed replica's failure and starts it: the engine re-syncs what changed. */
+/**
+ * Clears a failed replica's failure and starts it: the engine re-syncs what changed. It no
+ * longer holds the volume's data until the engine reports it RW again, so it loses
+ * `healthyAt`: an engine (re)started before that starts without it (engineStartReplicas) and
+ * adds it by rebuild, so that a stale replica can never be taken for an up-to-date one when
+ * the up-to-date replica is slow to answer at the engine's start.
+ */
 async function reuse(context: ControllerContext, volume: Volume, replica: Replica): Promise<void> {
   const spec = {
     ...replica.spec,
@@ -433,6 +439,7 @@ async function reuse(context: ControllerContext, volume: Volume, replica: Replic
     desireState: 'running' as const,
   };
   delete spec.failedAt;
+  delete spec.healthyAt;
   await context.store.update({ ...replica, spec });
   await context.event(
     volume,

@@ -21,6 +21,7 @@ import {
   isFailed,
   isUsable,
   type SalvageCandidate,
+  salvageMayDecide,
   salvageWaitsFor,
   selectSalvageReplicas,
 } from './volume-decisions.ts';
@@ -124,15 +125,27 @@ export async function reconcileSalvage(
   if (waiting) return { handled: true, requeueAfterMs: 300 };
   // 3. Their revision counters.
   const counters: SalvageCandidate[] = [];
+  const unanswered: typeof candidates = [];
   for (const replica of candidates) {
     if (replica.status?.currentState !== 'running') continue;
     const monitor = context.monitors.get(replica.spec.nodeID);
     const info: GrpcMessage | undefined = await monitor?.client
       .call('GetReplicaInfo', { name: replica.metadata.name }, { deadlineMs: 10_000 })
       .catch(() => undefined);
-    if (info !== undefined && !info.rebuilding) {
+    if (info === undefined) unanswered.push(replica);
+    else if (!info.rebuilding) {
       counters.push({ name: replica.metadata.name, revisionCounter: Number(info.revision_counter) });
     }
+  }
+  // A running replica that did not answer may hold the newest data: ask again before choosing.
+  if (
+    !salvageMayDecide(unanswered, living, world.settings['replica-replenishment-wait-interval'], world.nowMs)
+  ) {
+    return {
+      handled: false,
+      blocked: `salvage waits for the revision counter of ${unanswered.map((replica) => replica.metadata.name).join(', ')}`,
+      requeueAfterMs: 1000,
+    };
   }
   const chosen = new Set(selectSalvageReplicas(counters));
   if (chosen.size === 0)

@@ -8,6 +8,7 @@ import {
   reusableFailedReplica,
   robustnessFromModes,
   robustnessFromReplicas,
+  salvageMayDecide,
   salvageWaitsFor,
   selectSalvageReplicas,
   staleReplicas,
@@ -271,4 +272,20 @@ test('salvage waits for a replica that failed last, for at most the wait interva
     'waited long enough',
   );
   assert.deepEqual(salvageWaitsFor([replica('ok')], new Set(), 600, at('00:01:00')), []);
+});
+
+test('salvage does not choose while a running replica has not told its revision counter, within the wait interval', () => {
+  const replicas = [
+    replica('stale', { nodeID: 'node-2', failedAt: '2026-01-01T00:00:00Z' }),
+    replica('newest', { nodeID: 'node-1', failedAt: '2026-01-01T00:00:30Z' }),
+  ];
+  const at = (time: string) => Date.parse(`2026-01-01T${time}Z`);
+  const newest = replicas[1];
+  assert.equal(salvageMayDecide([], replicas, 600, at('00:01:00')), true, 'every replica answered');
+  assert.equal(
+    salvageMayDecide([newest], replicas, 600, at('00:01:00')),
+    false,
+    'the newest did not answer: choosing now would bring back the stale one',
+  );
+  assert.equal(salvageMayDecide([newest], replicas, 600, at('00:10:31')), true, 'waited long enough');
 });
