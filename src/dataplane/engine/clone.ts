@@ -7,13 +7,14 @@ import { ReplicaClient } from '../protocol/replica-client.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
 import { BandwidthLimiter } from './bandwidth-limiter.ts';
 import type { Engine, EngineReplica } from './engine.ts';
+import { readPackedRuns, STATE_DATA } from './packed-reads.ts';
 
 /** Blocks resolved per round of extents requests (64 MiB of volume). */
 const RANGE_BLOCKS = 16384;
 /** Blocks per data transfer (1 MiB). */
 const TRANSFER_BLOCKS = 256;
 const STATE_ABSENT = 0;
-const STATE_DATA = 1;
+
 const STATE_ZERO = 2;
 
 export interface CloneRequest {
@@ -70,6 +71,8 @@ export class Clone {
   private readonly limiter: BandwidthLimiter;
   private readonly timeoutMs: number;
   private source: ReplicaClient | undefined;
+  /** One transfer's data blocks, reused for every transfer of the clone. */
+  private readonly buffer = Buffer.alloc(TRANSFER_BLOCKS * BLOCK_SIZE);
 
   constructor(engine: Engine, request: CloneRequest, options: { log: Logger; timeoutMs: number }) {
     this.engine = engine;
@@ -202,7 +205,7 @@ export class Clone {
     // The snapshot comes first: the nearest layer that holds a block decides it.
     for (const [index, extents] of extentLists.entries())
       resolve(extents, index, startBlock, states, checksums, origins);
-    const buffer = Buffer.alloc(TRANSFER_BLOCKS * BLOCK_SIZE);
+    const buffer = this.buffer;
     for (let window = 0; window < blockCount; window += TRANSFER_BLOCKS) {
       const end = Math.min(blockCount, window + TRANSFER_BLOCKS);
       let dataBlocks = 0;
@@ -212,22 +215,15 @@ export class Clone {
       }
       if (dataBlocks > 0) {
         await this.limiter.take(dataBlocks * BLOCK_SIZE);
-        const reads: Promise<void>[] = [];
-        let packed = 0;
-        for (let run = window; run < end; ) {
-          if (states[run] !== STATE_DATA) {
-            run++;
-            continue;
-          }
-          let runEnd = run + 1;
-          while (runEnd < end && states[runEnd] === STATE_DATA && origins[runEnd] === origins[run]) runEnd++;
-          const target = buffer.subarray(packed * BLOCK_SIZE, (packed + runEnd - run) * BLOCK_SIZE);
-          reads.push(source.readLayer(ancestry[origins[run]].name, startBlock + run, target));
-          packed += runEnd - run;
-          run = runEnd;
-        }
-        for (const outcome of await Promise.allSettled(reads))
-          if (outcome.status === 'rejected') throw outcome.reason;
+        await readPackedRuns(
+          source,
+          startBlock,
+          states,
+          window,
+          end,
+          (index) => ancestry[origins[index]].name,
+          buffer,
+        );
         await this.writeTargets(startBlock + window, {
           layer: this.progress.layer,
           states: states.subarray(window, end),

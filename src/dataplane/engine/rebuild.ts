@@ -6,6 +6,7 @@ import { ReplicaClient } from '../protocol/replica-client.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
 import { BandwidthLimiter } from './bandwidth-limiter.ts';
 import type { Engine, EngineReplica } from './engine.ts';
+import { readPackedRuns, STATE_DATA } from './packed-reads.ts';
 
 /** Blocks compared per extents request (64 MiB of volume). */
 const RANGE_BLOCKS = 16384;
@@ -13,7 +14,7 @@ const RANGE_BLOCKS = 16384;
 const TRANSFER_BLOCKS = 256;
 /** Matching blocks a data span may bridge to take in the next differing block (32 KiB). */
 const MERGE_GAP_BLOCKS = 8;
-const STATE_DATA = 1;
+
 const STATE_ZERO = 2;
 
 export interface RebuildProgress {
@@ -252,26 +253,8 @@ export class Rebuild {
         let dataBlocks = 0;
         for (let block = 0; block < count; block++) if (states[block] === STATE_DATA) dataBlocks++;
         await this.limiter.take(dataBlocks * BLOCK_SIZE);
-        const reads: Promise<void>[] = [];
-        let packedBlocks = 0;
-        for (let run = 0; run < count; ) {
-          if (states[run] !== STATE_DATA) {
-            run++;
-            continue;
-          }
-          let runEnd = run + 1;
-          while (runEnd < count && states[runEnd] === STATE_DATA) runEnd++;
-          const packed = buffer.subarray(
-            packedBlocks * BLOCK_SIZE,
-            (packedBlocks + runEnd - run) * BLOCK_SIZE,
-          );
-          reads.push(source.readLayer(item.layer, startBlock + run, packed));
-          packedBlocks += runEnd - run;
-          run = runEnd;
-        }
         // Every read settles before the buffer can be reused (a retry from another source).
-        for (const outcome of await Promise.allSettled(reads))
-          if (outcome.status === 'rejected') throw outcome.reason;
+        await readPackedRuns(source, startBlock, states, 0, count, () => item.layer, buffer);
         const data = buffer.subarray(0, dataBlocks * BLOCK_SIZE);
         await this.client.writeLayer(startBlock, { layer: item.layer, states, checksums, data });
         this.progress.transferredBytes += dataBlocks * BLOCK_SIZE;
