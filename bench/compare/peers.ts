@@ -165,12 +165,27 @@ export async function startReplicas(
   return servers;
 }
 
-/** An engine over running replicas with one frontend; the volume is named `bench`. */
+/** The folder of the replica an engine hosts itself (removed at clean-up). */
+export function localReplicaFolder(work: string, label: string): string {
+  const directory = path.join(work, `${label}-local`);
+  onCleanUp(
+    `replica folder ${directory}`,
+    async () => fs.rmSync(directory, { recursive: true, force: true }),
+    () => fs.rmSync(directory, { recursive: true, force: true }),
+  );
+  return directory;
+}
+
+/**
+ * An engine over running replicas with one frontend; the volume is named `bench`. With
+ * `localReplica` the engine also serves that replica folder on its own thread.
+ */
 export async function startEngine(
   replicas: Server[],
   sizeBytes: number,
   frontend: 'iscsi' | 'nbd',
   workers = 1,
+  localReplica?: string,
 ): Promise<Endpoint> {
   const port = await freePort();
   const engine = await startHornbill([
@@ -180,6 +195,7 @@ export async function startEngine(
     '--size',
     String(sizeBytes),
     ...replicas.flatMap((replica) => ['--replica', `127.0.0.1:${replica.ready.port}`]),
+    ...(localReplica === undefined ? [] : ['--local-replica', localReplica]),
     '--frontend',
     frontend,
     '--workers',

@@ -23,11 +23,11 @@ import { parseFioSize } from '../../src/bench/options.ts';
 import { parseBenchArguments } from '../common.ts';
 import { writeResultsSection } from '../results.ts';
 import { deriveProfile, fill, fio, fioWorks, hornbillBench, type Measurement } from './measure.ts';
-import { startEngine, startQemuNbd, startReplicas, startTgtd } from './peers.ts';
+import { localReplicaFolder, startEngine, startQemuNbd, startReplicas, startTgtd } from './peers.ts';
 import { abort, cleanUp, cleanUpNow, commandExists, onCleanUp, run } from './processes.ts';
 import { type ComparisonResults, PEERS, type PeerKey, resultTables } from './table.ts';
 
-const USAGE = `usage: node bench/compare/run.ts [--runtime 5] [--ramp 1] [--size 512M] [--profiles a,b] [--replicas 1,3] [--engine-workers 1] [--write-results] [--output FILE]`;
+const USAGE = `usage: node bench/compare/run.ts [--runtime 5] [--ramp 1] [--size 512M] [--profiles a,b] [--replicas 1,3] [--engine-workers 1] [--local-replica] [--write-results] [--output FILE]`;
 
 const PROFILE_DIRECTORY = path.join(import.meta.dirname, '..', 'profiles');
 const ALL_PROFILES = ['iops', 'bandwidth', 'latency', 'mixed'];
@@ -50,6 +50,8 @@ export interface CompareSettings {
   replicaCounts: number[];
   /** Engine worker threads (1, the instance manager's default; 0 runs the engine inline). */
   engineWorkers: number;
+  /** Each engine hosts one of its replicas on its own thread (`hornbill engine --local-replica`). */
+  localReplica: boolean;
 }
 
 function parseSettings(argv: string[]): CompareSettings & { writeResults: boolean; output: string | null } {
@@ -62,6 +64,7 @@ function parseSettings(argv: string[]): CompareSettings & { writeResults: boolea
       profiles: { type: 'string', default: ALL_PROFILES.join(',') },
       replicas: { type: 'string', default: '1,3' },
       'engine-workers': { type: 'string', default: '1' },
+      'local-replica': { type: 'boolean', default: false },
       'write-results': { type: 'boolean', default: false },
       output: { type: 'string' },
     },
@@ -84,6 +87,7 @@ function parseSettings(argv: string[]): CompareSettings & { writeResults: boolea
     throw new Error('--engine-workers takes 0 to 8');
   return {
     engineWorkers,
+    localReplica: values['local-replica'],
     runtimeMs: runtimeSeconds * 1000,
     rampMs: rampSeconds * 1000,
     sizeBytes: Math.floor(sizeBytes / (1024 * 1024)) * 1024 * 1024,
@@ -216,9 +220,16 @@ export async function compare(
     log(`Hornbill, ${replicas} replica(s)`);
     let servers: Awaited<ReturnType<typeof startReplicas>> = [];
     try {
-      servers = await startReplicas(work, `hb${replicas}`, replicas, size);
+      // With --local-replica the engine serves one replica folder itself; the others are processes.
+      const localReplica = settings.localReplica ? localReplicaFolder(work, `hb${replicas}`) : undefined;
+      servers = await startReplicas(
+        work,
+        `hb${replicas}`,
+        replicas - (localReplica === undefined ? 0 : 1),
+        size,
+      );
       try {
-        const iscsi = await startEngine(servers, size, 'iscsi', settings.engineWorkers);
+        const iscsi = await startEngine(servers, size, 'iscsi', settings.engineWorkers, localReplica);
         try {
           await fill(iscsi.url, size);
           await measurePeer(results, iscsiKey, profiles, (profile) => hornbillBench(iscsi.url, profile));
@@ -229,7 +240,7 @@ export async function compare(
         failAll(results, iscsiKey, profiles, error);
       }
       try {
-        const nbd = await startEngine(servers, size, 'nbd', settings.engineWorkers);
+        const nbd = await startEngine(servers, size, 'nbd', settings.engineWorkers, localReplica);
         try {
           await measurePeer(results, nbdKey, profiles, (profile) =>
             fio(profile, ['--ioengine=nbd', `--uri=${nbd.url}`], work),
@@ -305,8 +316,9 @@ async function main(): Promise<number> {
     `Command: \`node_modules/.bin/node bench/compare/run.ts --runtime ${settings.runtimeMs / 1000} --ramp ${settings.rampMs / 1000} ` +
       `--size ${settings.sizeBytes / 1024 / 1024}M${settings.profiles.join(',') === ALL_PROFILES.join(',') ? '' : ` --profiles ${settings.profiles.join(',')}`}` +
       `${settings.replicaCounts.join(',') === '1,3' ? '' : ` --replicas ${settings.replicaCounts.join(',')}`}` +
-      `${settings.engineWorkers === 1 ? '' : ` --engine-workers ${settings.engineWorkers}`} --write-results\``,
-    `Hornbill's engines run with ${settings.engineWorkers === 0 ? 'no worker thread (the engine inline on the frontend thread)' : `${settings.engineWorkers} worker thread(s) (the instance manager's default is 1)`}.`,
+      `${settings.engineWorkers === 1 ? '' : ` --engine-workers ${settings.engineWorkers}`}${settings.localReplica ? ' --local-replica' : ''} --write-results\``,
+    `Hornbill's engines run with ${settings.engineWorkers === 0 ? 'no worker thread (the engine inline on the frontend thread)' : `${settings.engineWorkers} worker thread(s) (the instance manager's default is 1)`}` +
+      `${settings.localReplica ? '; each engine hosts one of its replicas on its own thread and reaches it in memory (`hornbill engine --local-replica`), the others are `hornbill replica` processes reached over TCP' : '; every replica is a `hornbill replica` process reached over TCP'}.`,
     '',
   ];
   const body = [...header, ...resultTables(results, settings.profiles, settings.replicaCounts)].join('\n');
@@ -320,13 +332,14 @@ async function main(): Promise<number> {
     // The kbench set is issue 7's table; issue 4's frontend set has a section of its own.
     const frontends = settings.profiles.join(',') === 'frontends';
     const workers = settings.engineWorkers === 1 ? '' : `-workers-${settings.engineWorkers}`;
+    const local = settings.localReplica ? '-local-replica' : '';
     writeResultsSection(
-      `${frontends ? 'frontends' : 'compare'}${workers}`,
+      `${frontends ? 'frontends' : 'compare'}${workers}${local}`,
       `${
         frontends
           ? 'iSCSI and NBD frontends against tgtd and qemu-nbd (bench/compare --profiles frontends, issue 4)'
           : 'Hornbill against its peers (bench/compare, issue 7)'
-      }${workers === '' ? '' : `, engine with ${settings.engineWorkers} worker threads`}`,
+      }${workers === '' ? '' : `, engine with ${settings.engineWorkers} worker threads`}${local === '' ? '' : ', local replica in the engine'}`,
       body,
     );
   }

@@ -18,13 +18,18 @@ export const ENGINE_USAGE = `Usage:
   hornbill engine --name VOLUME --size SIZE --replica HOST:PORT [--replica HOST:PORT …]
                   --frontend iscsi|nbd|none [--listen HOST:PORT] [--control HOST:PORT]
                   [--replica-timeout 8s] [--prefer-local HOST:PORT] [--workers 0|1]
+                  [--local-replica DIR [--local-replica-listen HOST:PORT]]
       Runs the engine of one volume over replicas served by "hornbill replica": writes go
       to every replica, reads to one, failed replicas are dropped. --frontend iscsi serves
       iqn.2026-11.io.hornbill:VOLUME LUN 0 at --listen; nbd serves export VOLUME at
       --listen; none serves no frontend. --control opens the engine control port (status,
       snapshot, addReplica, …; see docs/wire-protocol.md). --workers 1 (the default) runs
       the engine on its own thread behind SharedArrayBuffer rings (docs/worker-rings.md);
-      0 runs it on the frontend's thread. Prints one JSON line on stdout
+      0 runs it on the frontend's thread. --local-replica serves the replica folder DIR
+      (created when empty) on the engine's own thread: the engine reaches it in memory,
+      without a socket, reads from it first, and serves it to others over TCP at
+      --local-replica-listen (default 127.0.0.1, a free port); it counts as one of the
+      replicas, so --replica becomes optional. Prints one JSON line on stdout
       when ready, logs to stderr, stops cleanly on SIGTERM.`;
 
 export async function engineCommand(argv: string[]): Promise<number> {
@@ -40,14 +45,28 @@ export async function engineCommand(argv: string[]): Promise<number> {
       'replica-timeout': { type: 'string' },
       'prefer-local': { type: 'string' },
       workers: { type: 'string' },
+      'local-replica': { type: 'string' },
+      'local-replica-listen': { type: 'string' },
     },
     ENGINE_USAGE,
   );
   const name = requireFlag(values.name, '--name', ENGINE_USAGE);
   const sizeBytes = parseSize(requireFlag(values.size, '--size', ENGINE_USAGE), '--size');
   const replicas = (values.replica ?? []).map((text) => parseAddress(text, '--replica'));
-  if (replicas.length === 0)
-    throw new HornbillError('CLI_USAGE', `at least one --replica is required\n${ENGINE_USAGE}`);
+  const localDirectory = values['local-replica'];
+  if (localDirectory === '')
+    throw new HornbillError('CLI_USAGE', `--local-replica needs a folder\n${ENGINE_USAGE}`);
+  if (localDirectory === undefined && values['local-replica-listen'] !== undefined)
+    throw new HornbillError('CLI_USAGE', `--local-replica-listen needs --local-replica\n${ENGINE_USAGE}`);
+  const localListen =
+    values['local-replica-listen'] === undefined
+      ? { host: '127.0.0.1', port: 0 }
+      : parseAddress(values['local-replica-listen'], '--local-replica-listen');
+  if (replicas.length === 0 && localDirectory === undefined)
+    throw new HornbillError(
+      'CLI_USAGE',
+      `at least one --replica (or --local-replica) is required\n${ENGINE_USAGE}`,
+    );
   const frontend = requireFlag(values.frontend, '--frontend', ENGINE_USAGE);
   if (!['iscsi', 'nbd', 'none'].includes(frontend)) {
     throw new HornbillError(
@@ -79,6 +98,8 @@ export async function engineCommand(argv: string[]): Promise<number> {
         : parseDuration(values['replica-timeout'], '--replica-timeout'),
     preferLocalReplica: local !== undefined,
     control: control ?? { host: '127.0.0.1', port: 0 },
+    hostedReplica:
+      localDirectory === undefined ? undefined : { directory: localDirectory, sizeBytes, ...localListen },
   });
   const status = await device.control.control<{ robustness: string; replicas: unknown[] }>('status');
   if (status.robustness !== 'faulted' && device.sizeBytes !== sizeBytes) {

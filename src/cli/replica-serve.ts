@@ -1,8 +1,5 @@
-import fs from 'node:fs';
-import { ReplicaServer } from '../dataplane/replica/replica-server.ts';
-import { HornbillError } from '../errors.ts';
+import { HostedReplica } from '../dataplane/replica/hosted-replica.ts';
 import { stderrLogger } from '../logging.ts';
-import { ReplicaStore } from '../storage/replica-store.ts';
 import { announce, parseAddress, parseFlags, parseSize, requireFlag, untilSignal } from './args.ts';
 import { ExitCode } from './output.ts';
 
@@ -23,23 +20,9 @@ export async function replicaServe(argv: string[]): Promise<number> {
   const sizeBytes = parseSize(requireFlag(values.size, '--size', REPLICA_SERVE_USAGE), '--size');
   const address = parseAddress(requireFlag(values.listen, '--listen', REPLICA_SERVE_USAGE), '--listen');
   const log = stderrLogger('replica');
-  const exists = fs.existsSync(directory) && fs.readdirSync(directory).length > 0;
-  const store = exists ? ReplicaStore.open(directory) : ReplicaStore.create(directory, { sizeBytes });
-  if (store.sizeBytes !== sizeBytes) {
-    store.close();
-    throw new HornbillError(
-      'INVALID_ARGUMENT',
-      `replica ${directory} holds ${store.sizeBytes} bytes, not the ${sizeBytes} asked for`,
-    );
-  }
-  const server = new ReplicaServer({ store, host: address.host, port: address.port, log });
-  let listening: { host: string; port: number };
-  try {
-    listening = await server.listen();
-  } catch (error) {
-    store.close();
-    throw error;
-  }
+  const replica = await HostedReplica.start({ directory, sizeBytes, ...address, log, inThread: false });
+  const listening = replica.address;
+  const store = replica.store;
   log('info', 'replica serving', {
     directory,
     ...listening,
@@ -48,8 +31,7 @@ export async function replicaServe(argv: string[]): Promise<number> {
   });
   announce({ role: 'replica', directory, ...listening });
   await untilSignal(async () => {
-    await server.close();
-    store.close();
+    await replica.close();
     log('info', 'replica stopped', { directory });
   });
   return ExitCode.OK;

@@ -1,4 +1,6 @@
-import type { Socket } from 'node:net';
+import type { ByteStream } from './protocol/in-thread-link.ts';
+
+type Socket = Pick<ByteStream, 'cork' | 'uncork'>;
 
 /**
  * Holds a socket's writes until the current tick's work is done, so that the replies (or

@@ -66,6 +66,7 @@ export class ChannelBlockDevice implements BlockDevice {
       replicaTimeoutMs: options.replicaTimeoutMs,
       preferLocalReplica: options.preferLocalReplica,
       control: options.control ?? { host: '127.0.0.1', port: 0 },
+      hostedReplica: options.hostedReplica,
     };
     const channel = await IoChannel.open({
       workerCount: options.workers,

@@ -1,5 +1,6 @@
 import { HornbillError, isHornbillError } from '../../errors.ts';
 import { stderrLogger } from '../../logging.ts';
+import { HostedReplica } from '../replica/hosted-replica.ts';
 import type { IoHandler, IoHandlerContext, IoRequest } from '../workers/io-protocol.ts';
 import { IoOperation } from '../workers/io-protocol.ts';
 import { Engine } from './engine.ts';
@@ -22,6 +23,12 @@ export interface EngineHandlerData {
   preferLocalReplica: boolean;
   /** Where the engine's control server listens (port 0: a free port, reported by controlPort). */
   control: { host: string; port: number };
+  /**
+   * A replica folder that the engine serves itself, on its own thread: the engine reaches it
+   * in memory (protocol/in-thread-link.ts) and uses it as its local replica; other engines
+   * (a rebuild, a clone) reach it over TCP at host:port. It is the first of the replicas.
+   */
+  hostedReplica?: { directory: string; sizeBytes: number; host: string; port: number };
 }
 
 /**
@@ -33,13 +40,24 @@ export interface EngineHandlerData {
 export async function createHandler(context: IoHandlerContext): Promise<IoHandler> {
   const data = context.handlerData as EngineHandlerData;
   const log = stderrLogger('engine');
-  const engine = await Engine.start({
-    name: data.name,
-    replicas: data.replicas,
-    log,
-    replicaTimeoutMs: data.replicaTimeoutMs,
-    preferLocalReplica: data.preferLocalReplica,
-  });
+  const hosted =
+    data.hostedReplica === undefined
+      ? undefined
+      : await HostedReplica.start({ ...data.hostedReplica, log: stderrLogger('replica'), inThread: true });
+  let engine: Engine;
+  try {
+    engine = await Engine.start({
+      name: data.name,
+      replicas:
+        hosted === undefined ? data.replicas : [{ address: hosted.address, local: true }, ...data.replicas],
+      log,
+      replicaTimeoutMs: data.replicaTimeoutMs,
+      preferLocalReplica: data.preferLocalReplica || hosted !== undefined,
+    });
+  } catch (error) {
+    await hosted?.close();
+    throw error;
+  }
   engine.onReplicaModeChange((replica) =>
     log('info', 'replica mode changed', {
       volume: data.name,
@@ -70,6 +88,7 @@ export async function createHandler(context: IoHandlerContext): Promise<IoHandle
     async close() {
       await control.close();
       await engine.close();
+      await hosted?.close();
     },
   };
 

@@ -43,6 +43,8 @@ export interface ReplicaStatus {
   address: string;
   mode: ReplicaMode;
   local: boolean;
+  /** Reached in memory: the replica is served by the engine's own thread (in-thread-link.ts). */
+  inThread?: true;
   error?: string;
 }
 
@@ -148,6 +150,7 @@ export class Engine implements BlockDevice {
       address: `${replica.address.host}:${replica.address.port}`,
       mode: replica.mode,
       local: replica.local,
+      ...(replica.client?.inThread === true ? { inThread: true as const } : {}),
       ...(replica.error === undefined ? {} : { error: replica.error }),
     }));
   }

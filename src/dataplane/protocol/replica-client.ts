@@ -5,6 +5,7 @@ import type { LayerExtent } from '../../storage/replica-store.ts';
 import { TickCork } from '../tick-cork.ts';
 import { encodeHeader, FRAME_HEADER_BYTES, type FrameHeader, Op, type OpValue } from './frame.ts';
 import { FrameReader } from './frame-reader.ts';
+import { type ByteStream, connectInThread } from './in-thread-link.ts';
 import {
   checksumSectionBytes,
   decodeError,
@@ -59,12 +60,13 @@ const noop = () => {};
 export class ReplicaClient {
   readonly address: ReplicaAddress;
   private readonly options: ReplicaClientOptions;
-  private socket: net.Socket | undefined;
+  private socket: ByteStream | undefined;
   private readonly reader: FrameReader;
   private readonly slots: Slot[] = [];
   private readonly freeSlots: Slot[] = [];
   private readonly slotWaiters: ((slot: Slot) => void)[] = [];
   private counter = 0;
+  private linkedInThread = false;
   private readonly cork = new TickCork();
   private failure: HornbillError | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -111,7 +113,42 @@ export class ReplicaClient {
     this.failureListeners.push(listener);
   }
 
+  /** True when the replica is served by this thread and reached in memory (in-thread-link.ts). */
+  get inThread(): boolean {
+    return this.linkedInThread;
+  }
+
   async connect(connectTimeoutMs = 5000): Promise<void> {
+    const inThread = connectInThread(this.address);
+    if (inThread !== undefined) {
+      this.linkedInThread = true;
+      this.socket = inThread;
+      this.cork.attach(inThread);
+    } else {
+      await this.connectTcp(connectTimeoutMs);
+    }
+    const socket = this.socket!;
+    socket.on('data', (chunk: Buffer) => {
+      this.lastActivity = performance.now();
+      this.reader.push(chunk);
+    });
+    socket.on('error', (error) =>
+      this.fail(new HornbillError('REPLICA_UNREACHABLE', `replica ${this.label}: ${error.message}`)),
+    );
+    socket.on('close', () =>
+      this.fail(new HornbillError('REPLICA_UNREACHABLE', `replica ${this.label} closed the connection`)),
+    );
+    this.lastActivity = performance.now();
+    const timeoutMs = this.options.timeoutMs ?? 8000;
+    // One coarse timer for all requests instead of a timer per request.
+    this.timer = setInterval(
+      () => this.checkTimeouts(timeoutMs),
+      Math.min(1000, Math.max(50, timeoutMs / 8)),
+    );
+    this.timer.unref();
+  }
+
+  private async connectTcp(connectTimeoutMs: number): Promise<void> {
     const socket = net.connect({ host: this.address.host, port: this.address.port, noDelay: true });
     this.socket = socket;
     this.cork.attach(socket);
@@ -131,24 +168,6 @@ export class ReplicaClient {
         );
       });
     });
-    socket.on('data', (chunk: Buffer) => {
-      this.lastActivity = performance.now();
-      this.reader.push(chunk);
-    });
-    socket.on('error', (error) =>
-      this.fail(new HornbillError('REPLICA_UNREACHABLE', `replica ${this.label}: ${error.message}`)),
-    );
-    socket.on('close', () =>
-      this.fail(new HornbillError('REPLICA_UNREACHABLE', `replica ${this.label} closed the connection`)),
-    );
-    this.lastActivity = performance.now();
-    const timeoutMs = this.options.timeoutMs ?? 8000;
-    // One coarse timer for all requests instead of a timer per request.
-    this.timer = setInterval(
-      () => this.checkTimeouts(timeoutMs),
-      Math.min(1000, Math.max(50, timeoutMs / 8)),
-    );
-    this.timer.unref();
   }
 
   private checkTimeouts(timeoutMs: number): void {

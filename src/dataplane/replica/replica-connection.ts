@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import { HornbillError, isHornbillError } from '../../errors.ts';
 import type { Logger } from '../../logging.ts';
 import { checksumOf } from '../../storage/checksum.ts';
@@ -13,6 +12,7 @@ import {
   type OpValue,
 } from '../protocol/frame.ts';
 import { FrameReader } from '../protocol/frame-reader.ts';
+import type { ByteStream } from '../protocol/in-thread-link.ts';
 import {
   checksumSectionBytes,
   decodeJson,
@@ -42,7 +42,8 @@ interface PendingWrite extends WriteRequest {
  * together (the socket is corked), from a reused arena.
  */
 export class ReplicaConnection {
-  private readonly socket: Socket;
+  private readonly socket: ByteStream;
+  private readonly peer: string;
   private readonly store: ReplicaStore;
   private readonly control: ReplicaControl;
   private readonly log: Logger;
@@ -55,8 +56,9 @@ export class ReplicaConnection {
   private pendingFua = false;
   private closed = false;
 
-  constructor(socket: Socket, store: ReplicaStore, control: ReplicaControl, log: Logger) {
+  constructor(socket: ByteStream, peer: string, store: ReplicaStore, control: ReplicaControl, log: Logger) {
     this.socket = socket;
+    this.peer = peer;
     this.store = store;
     this.control = control;
     this.log = log;
@@ -64,7 +66,6 @@ export class ReplicaConnection {
       (header, payload, fromChunk) => this.handle(header, payload, fromChunk),
       (reason) => this.refuse(reason),
     );
-    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('error', (error) => this.log('debug', 'replica connection error', { error: error.message }));
     socket.on('close', () => {
@@ -87,7 +88,7 @@ export class ReplicaConnection {
   private refuse(reason: string): void {
     this.log('warn', 'closing a replica connection after a malformed frame', {
       reason,
-      peer: `${this.socket.remoteAddress}:${this.socket.remotePort}`,
+      peer: this.peer,
     });
     this.pending.length = 0;
     this.socket.destroy();

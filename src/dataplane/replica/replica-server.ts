@@ -2,6 +2,7 @@ import net from 'node:net';
 import { HornbillError } from '../../errors.ts';
 import type { Logger } from '../../logging.ts';
 import type { ReplicaStore } from '../../storage/replica-store.ts';
+import { type ByteStream, type InThreadSocket, offerInThread } from '../protocol/in-thread-link.ts';
 import { ReplicaConnection } from './replica-connection.ts';
 import { ReplicaControl } from './replica-control.ts';
 
@@ -13,6 +14,11 @@ export interface ReplicaServerOptions {
   log: Logger;
   /** Connections accepted at once (engines open one or two); more are refused. Default 16. */
   maxConnections?: number;
+  /**
+   * Also accept engines of this thread in memory (protocol/in-thread-link.ts): an engine
+   * that runs in the thread serving its local replica reaches it without a socket.
+   */
+  inThread?: boolean;
 }
 
 /**
@@ -23,14 +29,17 @@ export class ReplicaServer {
   readonly store: ReplicaStore;
   readonly control: ReplicaControl;
   private readonly server: net.Server;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Set<ByteStream>();
   private readonly options: ReplicaServerOptions;
+  private withdrawInThread: (() => void) | undefined;
 
   constructor(options: ReplicaServerOptions) {
     this.options = options;
     this.store = options.store;
     this.control = new ReplicaControl(options.store);
-    this.server = net.createServer((socket) => this.accept(socket));
+    this.server = net.createServer((socket) =>
+      this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`),
+    );
     this.server.on('error', (error) =>
       options.log('error', 'replica server error', { error: error.message }),
     );
@@ -60,24 +69,36 @@ export class ReplicaServer {
       });
     });
     const address = this.server.address() as net.AddressInfo;
-    return { host: address.address, port: address.port };
+    const listening = { host: address.address, port: address.port };
+    if (this.options.inThread === true) {
+      const accept = (socket: InThreadSocket) => this.accept(socket, 'in-thread');
+      const withdrawals = [offerInThread(listening, accept)];
+      // Engines name the replica by the address they were given, which may be the configured host.
+      if (this.options.host !== listening.host)
+        withdrawals.push(offerInThread({ host: this.options.host, port: listening.port }, accept));
+      this.withdrawInThread = () => {
+        for (const withdraw of withdrawals) withdraw();
+      };
+    }
+    return listening;
   }
 
-  private accept(socket: net.Socket): void {
+  private accept(socket: ByteStream & { setNoDelay?(noDelay: boolean): unknown }, peer: string): void {
     if (this.sockets.size >= (this.options.maxConnections ?? 16)) {
-      this.options.log('warn', 'refusing a replica connection: too many connections', {
-        peer: socket.remoteAddress,
-      });
+      this.options.log('warn', 'refusing a replica connection: too many connections', { peer });
       socket.destroy();
       return;
     }
+    socket.setNoDelay?.(true);
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
-    new ReplicaConnection(socket, this.options.store, this.control, this.options.log);
+    new ReplicaConnection(socket, peer, this.options.store, this.control, this.options.log);
   }
 
   /** Stops listening and closes every connection; the store stays open (its owner closes it). */
   async close(): Promise<void> {
+    this.withdrawInThread?.();
+    this.withdrawInThread = undefined;
     for (const socket of this.sockets) socket.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

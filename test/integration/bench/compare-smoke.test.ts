@@ -53,6 +53,8 @@ test('bench/compare smoke run: every peer, every job, no error, nothing left beh
           '32M',
           '--profiles',
           'latency,mixed',
+          // The engines host one replica each (the others are processes): the path with more parts.
+          '--local-replica',
           '--output',
           output,
         ],
@@ -114,6 +116,7 @@ test('bench/compare smoke run: every peer, every job, no error, nothing left beh
     /^\| mixed: db-mixed-70-30 +\| \*\*\d+ %\*\* +\| \*\*\d+ %\*\* +\| \*\*\d+ %\*\* +\| \*\*\d+ %\*\* +\|$/m,
   );
   assert.match(stdout, /^Measured .* commit .*, \d+ cores/m);
+  assert.match(stdout, /each engine hosts one of its replicas on its own thread/);
   assert.equal(
     fs.existsSync(RESULTS) ? fs.readFileSync(RESULTS, 'utf8') : '',
     resultsBefore,

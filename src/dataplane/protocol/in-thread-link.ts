@@ -1,0 +1,139 @@
+import { EventEmitter } from 'node:events';
+import { assert } from '../../assert.ts';
+import type { ReplicaAddress } from './replica-client.ts';
+
+/**
+ * What the data protocol's two ends (ReplicaClient, ReplicaConnection) need of a byte
+ * stream: a TCP socket, or one end of an in-thread link.
+ */
+export interface ByteStream {
+  write(chunk: Uint8Array): boolean;
+  cork(): void;
+  uncork(): void;
+  readonly writableLength: number;
+  destroy(): void;
+  on(event: 'data', listener: (chunk: Buffer) => void): unknown;
+  on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
+}
+
+/** Largest staging buffer kept between bursts; a larger burst gets a buffer that is dropped after it. */
+const MAX_KEPT_STAGING_BYTES = 16 * 1024 * 1024;
+
+/**
+ * One end of a link between an engine and a replica served by the same thread: the bytes
+ * of the data protocol go from one end to the other through memory, without a socket, a
+ * system call or a thread wake-up. Everything written in one synchronous run is copied into
+ * one staging buffer and delivered to the other end as one chunk on the next
+ * `process.nextTick` (as a TCP read would deliver a burst), so the receiver batches the
+ * same way; the chunk is valid until the receiver's 'data' listener returns, which is what
+ * both ends of the protocol assume of a socket's chunk. Two staging buffers per direction
+ * alternate, so writes made while a burst is being delivered go into the other.
+ *
+ * `destroy()` on either end closes both ('close' on each, once), like a reset connection.
+ */
+export class InThreadSocket extends EventEmitter implements ByteStream {
+  readonly remoteAddress = 'in-thread';
+  readonly remotePort = 0;
+  private peer: InThreadSocket | undefined;
+  private staging = Buffer.allocUnsafe(256 * 1024);
+  private spare = Buffer.allocUnsafe(256 * 1024);
+  private staged = 0;
+  private scheduled = false;
+  private destroyed = false;
+  private readonly deliver = (): void => this.deliverStaged();
+
+  /** Two connected ends. */
+  static pair(): [InThreadSocket, InThreadSocket] {
+    const first = new InThreadSocket();
+    const second = new InThreadSocket();
+    first.peer = second;
+    second.peer = first;
+    return [first, second];
+  }
+
+  get writableLength(): number {
+    return this.staged;
+  }
+
+  get isDestroyed(): boolean {
+    return this.destroyed;
+  }
+
+  write(chunk: Uint8Array): boolean {
+    if (this.destroyed) return false;
+    const needed = this.staged + chunk.length;
+    if (needed > this.staging.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, this.staging.length * 2));
+      this.staging.copy(grown, 0, 0, this.staged);
+      this.staging = grown;
+    }
+    this.staging.set(chunk, this.staged);
+    this.staged = needed;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      process.nextTick(this.deliver);
+    }
+    return true;
+  }
+
+  /** Writes are always gathered until the current run ends; cork adds nothing. */
+  cork(): void {}
+
+  uncork(): void {}
+
+  setNoDelay(): void {}
+
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.staged = 0;
+    process.nextTick(() => this.emit('close'));
+    this.peer?.destroy();
+  }
+
+  private deliverStaged(): void {
+    this.scheduled = false;
+    const peer = this.peer;
+    if (this.destroyed || peer === undefined || peer.destroyed || this.staged === 0) return;
+    const burst = this.staging.subarray(0, this.staged);
+    // Writes made while the peer handles this burst (its answers are written to the other
+    // direction, but a listener may write here too) go to the spare buffer.
+    const delivering = this.staging;
+    this.staging = this.spare;
+    this.staged = 0;
+    try {
+      peer.emit('data', burst);
+    } finally {
+      this.spare = delivering.length > MAX_KEPT_STAGING_BYTES ? Buffer.allocUnsafe(256 * 1024) : delivering;
+    }
+  }
+}
+
+/** Replica servers of this thread that accept in-thread connections, by "host:port". */
+const listeners = new Map<string, (socket: InThreadSocket) => void>();
+
+const keyOf = (address: ReplicaAddress) => `${address.host}:${address.port}`;
+
+/**
+ * Lets clients of this thread reach `address` in memory: `accept` gets the server's end of
+ * each new link. Returns the function that withdraws it. Modules are per thread in Node, so
+ * this registry is too: an engine in another thread or process connects over TCP.
+ */
+export function offerInThread(address: ReplicaAddress, accept: (socket: InThreadSocket) => void): () => void {
+  const key = keyOf(address);
+  assert(!listeners.has(key), `an in-thread listener already serves ${key}`);
+  listeners.set(key, accept);
+  return () => {
+    if (listeners.get(key) === accept) listeners.delete(key);
+  };
+}
+
+/** The client's end of a new in-thread link to `address`, or undefined when no server of this thread offers it. */
+export function connectInThread(address: ReplicaAddress): InThreadSocket | undefined {
+  const accept = listeners.get(keyOf(address));
+  if (accept === undefined) return undefined;
+  const [client, server] = InThreadSocket.pair();
+  accept(server);
+  return client;
+}

@@ -1,0 +1,172 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { Engine } from '../../../src/dataplane/engine/engine.ts';
+import { encodeHeader, FRAME_HEADER_BYTES, Op } from '../../../src/dataplane/protocol/frame.ts';
+import { connectInThread, InThreadSocket } from '../../../src/dataplane/protocol/in-thread-link.ts';
+import { ReplicaClient } from '../../../src/dataplane/protocol/replica-client.ts';
+import { ReplicaServer } from '../../../src/dataplane/replica/replica-server.ts';
+import { isHornbillError } from '../../../src/errors.ts';
+import { silentLogger } from '../../../src/logging.ts';
+import { ReplicaStore } from '../../../src/storage/replica-store.ts';
+import { defer, patternBytes, tempDirectory } from '../../helpers/temp.ts';
+
+const MiB = 1024 * 1024;
+
+async function serve(t: TestContext, name: string, inThread: boolean) {
+  const store = ReplicaStore.create(path.join(tempDirectory(t), name), { sizeBytes: 16 * MiB });
+  const server = new ReplicaServer({ store, host: '127.0.0.1', port: 0, log: silentLogger, inThread });
+  const address = await server.listen();
+  defer(t, () => store.close());
+  defer(t, () => void server.close());
+  return { store, server, address };
+}
+
+test('an in-thread link delivers what one run wrote as one chunk, on the next tick, in order', async () => {
+  const [left, right] = InThreadSocket.pair();
+  const chunks: Buffer[] = [];
+  right.on('data', (chunk: Buffer) => {
+    chunks.push(Buffer.from(chunk));
+    // Written while a burst is delivered: goes out with the next burst, not into this one.
+    if (chunks.length === 1) left.write(Buffer.from('late'));
+  });
+  left.write(Buffer.from('ab'));
+  left.write(Buffer.from('cd'));
+  assert.equal(left.writableLength, 4);
+  assert.equal(chunks.length, 0, 'nothing is delivered inside the writing run');
+  await nextTurn();
+  assert.deepEqual(
+    chunks.map((chunk) => chunk.toString()),
+    ['abcd', 'late'],
+  );
+  assert.equal(left.writableLength, 0);
+  // A burst larger than the staging buffer grows it and arrives whole.
+  const big = patternBytes(7, 3 * MiB);
+  left.write(big.subarray(0, MiB));
+  left.write(big.subarray(MiB));
+  await nextTurn();
+  assert.ok(chunks[2].equals(big));
+});
+
+test('destroying either end closes both, once, and later writes are refused', async () => {
+  const [left, right] = InThreadSocket.pair();
+  let leftClosed = 0;
+  let rightClosed = 0;
+  let delivered = 0;
+  left.on('close', () => leftClosed++);
+  right.on('close', () => rightClosed++);
+  right.on('data', () => delivered++);
+  left.write(Buffer.from('dropped'));
+  right.destroy();
+  right.destroy();
+  await nextTurn();
+  assert.equal(leftClosed, 1);
+  assert.equal(rightClosed, 1);
+  assert.equal(delivered, 0, 'bytes staged before the close are not delivered');
+  assert.equal(left.write(Buffer.from('x')), false);
+  assert.ok(left.isDestroyed && right.isDestroyed);
+});
+
+test('only a server that offers it is reached in memory; others are reached over TCP', async (t) => {
+  const local = await serve(t, 'local', true);
+  const remote = await serve(t, 'remote', false);
+  assert.ok(connectInThread(remote.address) === undefined);
+  const clients = [];
+  for (const { address } of [local, remote]) {
+    const client = new ReplicaClient({ address, log: silentLogger });
+    await client.connect();
+    defer(t, () => client.close());
+    clients.push(client);
+  }
+  assert.equal(clients[0].inThread, true);
+  assert.equal(clients[1].inThread, false);
+  const info = await clients[0].control<{ sizeBytes: number }>('info');
+  assert.equal(info.sizeBytes, 16 * MiB);
+});
+
+test('an engine over an in-thread replica and a TCP replica keeps both identical; a closed local replica goes ERR', async (t) => {
+  const local = await serve(t, 'local', true);
+  const remote = await serve(t, 'remote', false);
+  const engine = await Engine.start({
+    name: 'vol',
+    replicas: [{ address: local.address, local: true }, { address: remote.address }],
+    log: silentLogger,
+    preferLocalReplica: true,
+  });
+  defer(t, () => void engine.close());
+  assert.deepEqual(
+    engine.status().map((replica) => [replica.mode, replica.inThread === true]),
+    [
+      ['RW', true],
+      ['RW', false],
+    ],
+  );
+  // Pipelined writes of several sizes, some unaligned, then a flush: both copies agree.
+  const writes = [];
+  for (let index = 0; index < 96; index++) {
+    const length = index % 3 === 0 ? 512 * (1 + (index % 7)) : 4096 * (1 + (index % 5));
+    writes.push(engine.write(index * 40_960 + (index % 3 === 0 ? 1024 : 0), patternBytes(index, length)));
+  }
+  await Promise.all(writes);
+  await engine.unmap(8 * MiB, MiB);
+  await engine.flush();
+  const viaEngine = Buffer.alloc(16 * MiB);
+  await engine.read(0, viaEngine);
+  const localData = Buffer.alloc(16 * MiB);
+  const remoteData = Buffer.alloc(16 * MiB);
+  local.store.read(0, localData);
+  remote.store.read(0, remoteData);
+  assert.ok(localData.equals(remoteData), 'the in-thread replica holds what the TCP replica holds');
+  assert.ok(viaEngine.equals(localData));
+  assert.equal(local.store.revisionCounter, remote.store.revisionCounter);
+
+  await local.server.close();
+  await nextTurn();
+  await engine.write(0, patternBytes(99, 4096));
+  assert.deepEqual(
+    engine.status().map((replica) => replica.mode),
+    ['ERR', 'RW'],
+  );
+  const check = Buffer.alloc(4096);
+  await engine.read(0, check);
+  assert.ok(check.equals(patternBytes(99, 4096)));
+});
+
+test('a malformed frame over an in-thread link closes that link and changes nothing', async (t) => {
+  const local = await serve(t, 'local', true);
+  local.store.write(0, patternBytes(1, 4096));
+  const before = local.store.revisionCounter;
+  const socket = connectInThread(local.address);
+  assert.ok(socket !== undefined);
+  let closed = false;
+  socket.on('close', () => {
+    closed = true;
+  });
+  assert.equal(local.server.connectionCount, 1);
+  const frame = Buffer.alloc(FRAME_HEADER_BYTES + 4096);
+  encodeHeader(frame, 0, {
+    op: Op.WRITE,
+    sequence: 1,
+    offsetBytes: 0,
+    lengthBytes: 4096,
+    payloadLength: 4096,
+    flags: 0,
+  });
+  frame.writeUInt32LE(0xdeadbeef, 0); // bad magic
+  socket.write(frame);
+  await nextTurn();
+  await nextTurn();
+  assert.ok(closed);
+  assert.equal(local.server.connectionCount, 0);
+  assert.equal(local.store.revisionCounter, before);
+  const data = Buffer.alloc(4096);
+  local.store.read(0, data);
+  assert.ok(data.equals(patternBytes(1, 4096)));
+  // The server still accepts new links.
+  const client = new ReplicaClient({ address: local.address, log: silentLogger });
+  await client.connect();
+  defer(t, () => client.close());
+  await client.ping();
+  await assert.rejects(client.control('noSuchMethod'), (error) => isHornbillError(error));
+});
