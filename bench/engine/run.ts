@@ -20,6 +20,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ChannelBlockDevice } from '../../src/dataplane/engine/channel-block-device.ts';
 import { Engine } from '../../src/dataplane/engine/engine.ts';
+import { HostedReplica } from '../../src/dataplane/replica/hosted-replica.ts';
 import { silentLogger } from '../../src/logging.ts';
 import { checksumImplementation } from '../../src/native.ts';
 import { parseBenchArguments, randomOffsets } from '../common.ts';
@@ -125,18 +126,41 @@ async function measure(
   };
 }
 
-/** The engine directly in this process, or behind the worker rings with 0 (inline) or 1 worker thread. */
-type EngineMode = 'direct' | 0 | 1;
+/**
+ * The engine directly in this process, or behind the worker rings with 0 (inline) or 1
+ * worker thread; 'local': directly, with its first replica served by this thread (reached
+ * in memory, as `hornbill engine --local-replica` does) and the others as processes.
+ */
+type EngineMode = 'direct' | 'local' | 0 | 1;
 
 async function engineRuns(replicaCount: number, mode: EngineMode = 'direct'): Promise<Map<string, Result>> {
   const replicas: Replica[] = [];
-  for (let index = 0; index < replicaCount; index++) {
+  const hosted =
+    mode === 'local'
+      ? await HostedReplica.start({
+          directory: path.join(work, `r${replicaCount}-local`),
+          sizeBytes: SIZE,
+          host: '127.0.0.1',
+          port: 0,
+          log: silentLogger,
+          inThread: true,
+        })
+      : undefined;
+  for (let index = hosted === undefined ? 0 : 1; index < replicaCount; index++) {
     replicas.push(await startReplica(`r${replicaCount}-${mode}-${index}`, SIZE));
   }
-  const addresses = replicas.map((replica) => ({ address: { host: '127.0.0.1', port: replica.port } }));
+  const addresses = [
+    ...(hosted === undefined ? [] : [{ address: hosted.address, local: true }]),
+    ...replicas.map((replica) => ({ address: { host: '127.0.0.1', port: replica.port } })),
+  ];
   const engine: Pick<Engine, 'read' | 'write' | 'close'> =
-    mode === 'direct'
-      ? await Engine.start({ name: 'bench', replicas: addresses, log: silentLogger })
+    mode === 'direct' || mode === 'local'
+      ? await Engine.start({
+          name: 'bench',
+          replicas: addresses,
+          log: silentLogger,
+          preferLocalReplica: true,
+        })
       : await ChannelBlockDevice.open({
           workers: mode,
           name: 'bench',
@@ -177,6 +201,7 @@ async function engineRuns(replicaCount: number, mode: EngineMode = 'direct'): Pr
     );
   }
   await engine.close();
+  await hosted?.close();
   for (const replica of replicas) await replica.stop();
   return results;
 }
@@ -260,6 +285,9 @@ async function main(): Promise<void> {
   process.stderr.write('1 replica done\n');
   const three = await engineRuns(3);
   process.stderr.write('3 replicas done\n');
+  const oneLocal = await engineRuns(1, 'local');
+  const threeLocal = await engineRuns(3, 'local');
+  process.stderr.write('local replica runs done\n');
   const inline = await engineRuns(3, 0);
   const worker = await engineRuns(3, 1);
   process.stderr.write('worker modes done\n');
@@ -288,6 +316,28 @@ async function main(): Promise<void> {
     row('4 KiB random read, QD1', 'randread-qd1', 'randread', iops),
     row('4 KiB random read, QD32', 'randread-qd32', 'randread', iops),
     row('1 MiB sequential write, QD8', 'seqwrite', 'seqwrite', mibps),
+    '',
+    'The same engine with its first replica served by its own thread and reached in memory (`hornbill engine --local-replica`;',
+    'the other replicas are processes over TCP):',
+    '',
+    '| workload | plain file (sync) | engine, 1 local replica | engine, 1 local + 2 remote | 1 local / file | 3 (1 local) / 1 local | 1 local / 1 over TCP |',
+    '|---|---|---|---|---|---|---|',
+    ...[
+      ['4 KiB random write, QD1', 'randwrite-qd1', 'randwrite'],
+      ['4 KiB random write, QD32', 'randwrite-qd32', 'randwrite'],
+      ['4 KiB random read, QD1', 'randread-qd1', 'randread'],
+      ['4 KiB random read, QD32', 'randread-qd32', 'randread'],
+      ['1 MiB sequential write, QD8', 'seqwrite', 'seqwrite'],
+    ].map(([label, key, plainKey]) => {
+      const [file, l1, l3, r1] = [
+        plain.get(plainKey)!,
+        oneLocal.get(key)!,
+        threeLocal.get(key)!,
+        one.get(key)!,
+      ];
+      const format = key === 'seqwrite' ? mibps : iops;
+      return `| ${label} | ${format(file)} | ${format(l1)} (${l1.cpuMicrosecondsPerOperation.toFixed(0)} µs) | ${format(l3)} (${l3.cpuMicrosecondsPerOperation.toFixed(0)} µs) | **${ratio(l1, file)}** | **${ratio(l3, l1)}** | **${ratio(l1, r1)}** |`;
+    }),
     '',
     'The same engine behind the SharedArrayBuffer rings (the path a frontend takes), 3 replicas: 0 workers (the engine on the',
     "caller's thread) against 1 worker (the engine's fan-out and checksums on their own thread):",

@@ -135,6 +135,9 @@ export async function reconcileEngine(context: ControllerContext, name: string):
       frontend: engine.spec.disableFrontend ? 'none' : engine.spec.frontend,
       replica_timeout_ms: settings['engine-replica-timeout'] * 1000,
       prefer_local_replica: volume !== undefined && volume.spec.dataLocality !== 'disabled',
+      // strict-local: the one replica is on this node; the engine runs in its thread and
+      // reaches it in memory (Longhorn uses a Unix socket there for the same reason).
+      in_local_replica_thread: volume !== undefined && volume.spec.dataLocality === 'strict-local',
     });
     monitor.refresh();
     await context.event(

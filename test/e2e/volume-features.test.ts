@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { startCluster, waitFor } from './helpers/cluster.ts';
 import {
+  instancesByNode,
   isAttached,
   openNbd,
   patchVolumeSpec,
@@ -73,7 +74,7 @@ test('data locality, expansion and snapshots', { timeout: 300_000 }, async (t) =
     'StrictLocalNodeUnset',
   );
   await patchVolumeSpec(cluster, 'strict', { nodeID: 'node-3' });
-  await waitForVolume(
+  const { volume: strict, replicas: strictReplicas } = await waitForVolume(
     cluster,
     'strict',
     'attached on node-3 with its replica there',
@@ -83,6 +84,16 @@ test('data locality, expansion and snapshots', { timeout: 300_000 }, async (t) =
       list.length === 1 &&
       list[0].spec.nodeID === 'node-3',
   );
+  // Strict-local: the engine runs in its replica's thread and reaches it in memory.
+  const onNode3 = (await instancesByNode(cluster)).get('node-3') ?? [];
+  const strictEngine = onNode3.find(
+    (instance) => instance.kind === 'engine' && instance.volume_name === 'strict',
+  );
+  assert.equal(strictEngine?.engine?.lane_host_replica, strictReplicas[0].metadata.name);
+  const strictClient = await openNbd(strict.status!.endpoint!);
+  await writeBlock(strictClient, MiB, pattern(31, 65_536));
+  assert.ok((await readBlock(strictClient, MiB, 65_536)).equals(pattern(31, 65_536)));
+  strictClient.close();
 
   // Attachment tickets: the highest priority decides where; no ticket and no nodeID: detached.
   await patchVolumeSpec(cluster, 'local', { nodeID: '' });

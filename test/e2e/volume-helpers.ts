@@ -106,11 +106,16 @@ export function pattern(seed: number, length: number): Buffer {
   return data;
 }
 
+interface InstanceSummary {
+  name: string;
+  kind: string;
+  volume_name: string;
+  engine?: { lane_host_replica?: string } | null;
+}
+
 /** Every engine and replica instance each running instance manager reports, by node. */
-export async function instancesByNode(
-  cluster: Cluster,
-): Promise<Map<string, { name: string; kind: string; volume_name: string }[]>> {
-  const result = new Map<string, { name: string; kind: string; volume_name: string }[]>();
+export async function instancesByNode(cluster: Cluster): Promise<Map<string, InstanceSummary[]>> {
+  const result = new Map<string, InstanceSummary[]>();
   for (const node of cluster.nodes) {
     if (!node.running) continue;
     const client = new InstanceManagerClient(node.grpcAddress, { deadlineMs: 10_000 });

@@ -7,6 +7,7 @@ import type { BlockDevice } from '../block-device.ts';
 import { ReplicaClient } from '../protocol/replica-client.ts';
 import { IoChannel } from '../workers/io-channel.ts';
 import type { IoRequestFields } from '../workers/io-protocol.ts';
+import type { LaneThreadStarter } from '../workers/lane-thread.ts';
 import { type EngineHandlerData, EngineOperation, FLAG_FUA } from './engine-handler.ts';
 
 /** One request's payload at most: 1 MiB (the iSCSI target's largest transfer); larger I/O is split. */
@@ -21,6 +22,8 @@ export interface ChannelDeviceOptions extends Omit<EngineHandlerData, 'control'>
   slabChunks?: number;
   /** Where the frontend's I/O is counted (kept by the caller across restarts); a new one by default. */
   stats?: IoStats;
+  /** With workers 1: the thread that serves the engine (default: a worker thread of its own). */
+  laneThread?: LaneThreadStarter;
 }
 
 /**
@@ -73,6 +76,7 @@ export class ChannelBlockDevice implements BlockDevice {
       handlerModule: HANDLER_MODULE,
       handlerData,
       ringCapacity: 128,
+      ...(options.laneThread === undefined ? {} : { laneThread: options.laneThread }),
       slab: { chunkSizeBytes: PIECE_BYTES, chunkCount: options.slabChunks ?? 64 },
     });
     try {

@@ -1,3 +1,4 @@
+import type { Worker } from 'node:worker_threads';
 import { HornbillError, isHornbillError } from '../../errors.ts';
 import { silentLogger } from '../../logging.ts';
 import { IoStats } from '../../metrics/io-stats.ts';
@@ -9,6 +10,7 @@ import type { IscsiTarget } from '../iscsi/target.ts';
 import { IQN_PREFIX } from '../iscsi/target.ts';
 import type { NbdServer } from '../nbd/server.ts';
 import { ReplicaClient } from '../protocol/replica-client.ts';
+import { hostedIn } from '../workers/lane-thread.ts';
 import { Instance, type InstanceHost } from './instance.ts';
 import { SerialQueue } from './instance-state.ts';
 import type { LogHistory } from './log-history.ts';
@@ -46,6 +48,8 @@ export interface EngineInstanceOptions {
   frontends: Frontends;
   /** How often the engine's status is read to report mode and rebuild changes. */
   statusIntervalMs: number;
+  /** The running replica instance of this node at one of `addresses` ("host:port"), and its thread. */
+  localReplicaThread?: (addresses: string[]) => { name: string; thread: Worker } | undefined;
 }
 
 /** The longest a control call may wait for the engine (a rebuild of a large volume). */
@@ -93,6 +97,8 @@ export class EngineInstance extends Instance {
     return this.lastStatus ?? undefined;
   }
   private frontendAttached = false;
+  /** The replica instance whose thread runs the engine (inLocalReplicaThread); '' otherwise. */
+  private laneHostReplica = '';
   private purge: PurgeState = { isPurging: false, state: '', error: '', purgedLayers: 0, copiedBytes: 0 };
   private expanding = false;
   private lastExpansionError = '';
@@ -121,7 +127,13 @@ export class EngineInstance extends Instance {
     if (this.state === 'running' || this.state === 'starting') return;
     this.setState('starting');
     try {
+      const host =
+        this.spec.inLocalReplicaThread && this.spec.workers === 1
+          ? this.options.localReplicaThread?.(this.replicaAddresses)
+          : undefined;
+      this.laneHostReplica = host?.name ?? '';
       const device = await ChannelBlockDevice.open({
+        ...(host === undefined ? {} : { laneThread: hostedIn(host.thread) }),
         workers: this.spec.workers,
         name: this.spec.volumeName,
         replicas: this.replicaAddresses.map((text) => {
@@ -161,6 +173,7 @@ export class EngineInstance extends Instance {
       endpoint: this.endpoint,
       robustness: this.lastStatus?.robustness,
       replicas: this.lastStatus?.replicas,
+      ...(this.laneHostReplica === '' ? {} : { inThreadOfReplica: this.laneHostReplica }),
     });
     this.setState('running');
   }
@@ -432,6 +445,8 @@ export class EngineInstance extends Instance {
         workers: this.spec.workers,
         replicaTimeoutMs: this.spec.replicaTimeoutMs,
         preferLocalReplica: this.spec.preferLocalReplica,
+        inLocalReplicaThread: this.spec.inLocalReplicaThread,
+        laneHostReplica: this.state === 'running' ? this.laneHostReplica : '',
         replicaAddresses: [...this.replicaAddresses],
         robustness: this.state === 'running' ? (status?.robustness ?? '') : '',
         replicaModeMap: this.state === 'running' ? modes : {},

@@ -63,6 +63,8 @@ export function instanceMessage(view: InstanceView): Message {
             workers: view.engine.workers,
             replica_timeout_ms: view.engine.replicaTimeoutMs,
             prefer_local_replica: view.engine.preferLocalReplica,
+            in_local_replica_thread: view.engine.inLocalReplicaThread,
+            lane_host_replica: view.engine.laneHostReplica,
             replica_addresses: view.engine.replicaAddresses,
             robustness: view.engine.robustness,
             replica_mode_map: view.engine.replicaModeMap,

@@ -171,6 +171,7 @@ export class InstanceManagerGrpcServer {
             workers: request.workers,
             replicaTimeoutMs: request.replica_timeout_ms,
             preferLocalReplica: request.prefer_local_replica,
+            inLocalReplicaThread: request.in_local_replica_thread,
           }),
         ),
       ),

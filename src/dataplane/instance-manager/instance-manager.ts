@@ -1,4 +1,5 @@
 import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
 import { HornbillError } from '../../errors.ts';
 import { type Logger, type LogLevel, silentLogger } from '../../logging.ts';
 import type { IoStats } from '../../metrics/io-stats.ts';
@@ -325,7 +326,12 @@ export class InstanceManager {
     }
     this.checkCapacity();
     const instance = new EngineInstance(
-      { spec, frontends: this.frontends, statusIntervalMs: this.options.engineStatusIntervalMs ?? 1000 },
+      {
+        spec,
+        frontends: this.frontends,
+        statusIntervalMs: this.options.engineStatusIntervalMs ?? 1000,
+        localReplicaThread: (addresses) => this.runningReplicaThread(addresses),
+      },
       this.host,
       this.newLogs(spec.name),
     );
@@ -574,6 +580,17 @@ export class InstanceManager {
       });
     }
     return instance;
+  }
+
+  /** The running replica of this node served at one of `addresses` ("host:port"), with its thread. */
+  private runningReplicaThread(addresses: string[]): { name: string; thread: Worker } | undefined {
+    for (const instance of this.instances.values()) {
+      if (!(instance instanceof ReplicaInstance)) continue;
+      const thread = instance.runningThread;
+      if (thread !== undefined && addresses.includes(`${this.address}:${instance.port}`))
+        return { name: instance.name, thread };
+    }
+    return undefined;
   }
 
   private async startInstance(instance: Instance): Promise<void> {

@@ -23,6 +23,7 @@ export function sameEngineSpec(a: EngineSpec, b: EngineSpec): boolean {
     a.workers === b.workers &&
     a.replicaTimeoutMs === b.replicaTimeoutMs &&
     a.preferLocalReplica === b.preferLocalReplica &&
+    a.inLocalReplicaThread === b.inLocalReplicaThread &&
     a.replicaAddresses.length === b.replicaAddresses.length &&
     a.replicaAddresses.every((address, index) => address === b.replicaAddresses[index])
   );

@@ -50,6 +50,8 @@ export class ReplicaInstance extends Instance {
   private boundPort: number | undefined;
   private worker: Worker | undefined;
   private exited: Promise<void> = Promise.resolve();
+  /** Resolves when the thread reports its replica stopped (it may go on hosting an engine's lane). */
+  private reportedStopped: Promise<void> = Promise.resolve();
   private threadError: Error | undefined;
   private revisionCounterAtStart = 0;
   private heldBytes = 0;
@@ -72,6 +74,14 @@ export class ReplicaInstance extends Instance {
 
   get threadId(): number | undefined {
     return this.worker?.threadId;
+  }
+
+  /**
+   * The running replica's thread, for an engine of this node to host its lane in
+   * (lane-thread.ts `hostedIn`); undefined unless the replica is running.
+   */
+  get runningThread(): Worker | undefined {
+    return this.state === 'running' ? this.worker : undefined;
   }
 
   async start(): Promise<void> {
@@ -104,21 +114,27 @@ export class ReplicaInstance extends Instance {
     const { promise: exited, resolve: markExited } = Promise.withResolvers<void>();
     this.exited = exited;
     const ready = Promise.withResolvers<Extract<ReplicaThreadMessage, { type: 'ready' }>>();
+    const reportedStopped = Promise.withResolvers<void>();
+    this.reportedStopped = reportedStopped.promise;
     worker.on('message', (message: ReplicaThreadMessage) => {
-      if (message.type === 'log')
+      // A thread that still hosts an engine's lane goes on after its replica stopped.
+      if (message.type === 'stopped' && message.hostedLanes > 0) reportedStopped.resolve();
+      else if (message.type === 'log')
         this.host.log(this, message.level, message.message, message.details, 'replica');
       else if (message.type === 'ready') ready.resolve(message);
       else if (message.type === 'failed') ready.reject(fromWire(message.error));
       else if (message.type === 'pong') this.lastPongAt = performance.now();
     });
     worker.on('error', (error) => {
-      this.threadError = error;
+      if (this.worker === worker) this.threadError = error;
       ready.reject(error);
     });
     worker.on('exit', (exitCode) => {
       markExited();
+      // A thread stopped earlier that went on hosting an engine's lane ends after a new one started.
+      if (this.worker !== worker) return;
       this.stopHeartbeat();
-      if (this.worker === worker) this.worker = undefined;
+      this.worker = undefined;
       ready.reject(
         this.threadError ??
           new HornbillError('INSTANCE_FAILED', `replica thread exited (code ${exitCode}) while starting`),
@@ -160,7 +176,7 @@ export class ReplicaInstance extends Instance {
     if (worker !== undefined) {
       const command: ReplicaThreadCommand = { type: 'stop' };
       worker.postMessage(command);
-      await this.endThread(worker);
+      await this.endThread(worker, true);
     }
     if (this.state === 'stopping') this.setState('stopped');
   }
@@ -197,9 +213,13 @@ export class ReplicaInstance extends Instance {
     };
   }
 
-  /** Waits for the thread to exit; terminates it when it takes longer than the stop timeout. */
-  private async endThread(worker: Worker): Promise<void> {
-    const exited = this.exited;
+  /**
+   * Waits for the thread to exit, or (after a stop command) to report its replica stopped: a
+   * thread that hosts an engine's lane goes on until that engine stops. Terminates it when
+   * it takes longer than the stop timeout.
+   */
+  private async endThread(worker: Worker, stopping = false): Promise<void> {
+    const exited = stopping ? Promise.race([this.exited, this.reportedStopped]) : this.exited;
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = setTimeout(() => resolve('late'), this.options.stopTimeoutMs);

@@ -12,6 +12,8 @@ import { HornbillError, isHornbillError, type WireError } from '../../errors.ts'
 import type { Logger, LogLevel } from '../../logging.ts';
 import { ReplicaStore, type WriteRequest } from '../../storage/replica-store.ts';
 import { ReplicaServer } from '../replica/replica-server.ts';
+import { serveLane } from '../workers/lane-server.ts';
+import type { LaneReport, ServeLaneCommand } from '../workers/lane-thread.ts';
 import { boundedDetails } from './log-history.ts';
 
 export interface ReplicaThreadData {
@@ -41,10 +43,12 @@ export type ReplicaThreadMessage =
     }
   | { type: 'failed'; error: WireError }
   | { type: 'log'; level: LogLevel; message: string; details: Record<string, unknown> }
-  | { type: 'stopped' }
-  | { type: 'pong' };
+  /** hostedLanes: engine lanes this thread still serves (it exits once they end). */
+  | { type: 'stopped'; hostedLanes: number }
+  | { type: 'pong' }
+  | LaneReport;
 
-export type ReplicaThreadCommand = { type: 'stop' } | { type: 'ping' };
+export type ReplicaThreadCommand = { type: 'stop' } | { type: 'ping' } | ServeLaneCommand;
 
 if (parentPort === null) throw new Error('replica-thread.ts runs as a worker thread');
 const port: MessagePort = parentPort;
@@ -69,7 +73,8 @@ try {
     );
   }
   if (data.failpoint !== undefined) armFailpoint(store, data.failpoint);
-  server = new ReplicaServer({ store, host: data.host, port: data.port, log });
+  // inThread: an engine whose lane this thread hosts (below) reaches this replica in memory.
+  server = new ReplicaServer({ store, host: data.host, port: data.port, log, inThread: true });
   const address = await server.listen();
   log('info', created ? 'replica created and serving' : 'replica opened and serving', {
     directory: data.directory,
@@ -87,6 +92,7 @@ try {
   port.on('message', (command: ReplicaThreadCommand) => {
     if (command.type === 'stop') void stop();
     else if (command.type === 'ping') post({ type: 'pong' });
+    else if (command.type === 'serve-lane') hostLane(command);
   });
 } catch (error) {
   await server?.close().catch(() => {});
@@ -95,12 +101,38 @@ try {
   port.close();
 }
 
+let hostedLanes = 0;
+let stopped = false;
+
+/**
+ * Serves an engine's lane (its I/O rings) in this thread, next to the replica: the engine
+ * then reaches this replica through the in-thread link, without a socket. The lane ends
+ * when the engine closes it; the thread ends once the replica is stopped and no lane is left.
+ */
+function hostLane(command: ServeLaneCommand): void {
+  hostedLanes++;
+  const report = (event: LaneReport['event']) => post({ type: 'lane', laneId: command.laneId, event });
+  serveLane(command.data, report).then(
+    () => laneEnded(report, undefined),
+    (error: unknown) => laneEnded(report, (error as Error)?.stack ?? String(error)),
+  );
+}
+
+function laneEnded(report: (event: LaneReport['event']) => void, error: string | undefined): void {
+  hostedLanes--;
+  if (error !== undefined) log('error', 'a hosted engine lane failed', { error });
+  report(error === undefined ? { type: 'ended' } : { type: 'ended', error });
+  if (stopped && hostedLanes === 0) port.close();
+}
+
 async function stop(): Promise<void> {
   await server?.close();
   if (store !== undefined && !store.isClosed) store.close();
-  log('info', 'replica stopped', { directory: data.directory });
-  post({ type: 'stopped' });
-  port.close();
+  log('info', 'replica stopped', { directory: data.directory, hostedLanes });
+  post({ type: 'stopped', hostedLanes });
+  stopped = true;
+  // A hosted engine lane goes on (without this replica) until its engine stops.
+  if (hostedLanes === 0) port.close();
 }
 
 function toWireError(error: unknown): WireError {

@@ -29,6 +29,8 @@ export interface EngineSpec {
   workers: 0 | 1;
   replicaTimeoutMs: number;
   preferLocalReplica: boolean;
+  /** Run in the thread of this node's replica when it runs (workers 1), reaching it in memory. */
+  inLocalReplicaThread: boolean;
 }
 
 export interface InstanceError {
@@ -64,6 +66,9 @@ export interface InstanceView {
     workers: 0 | 1;
     replicaTimeoutMs: number;
     preferLocalReplica: boolean;
+    inLocalReplicaThread: boolean;
+    /** The replica instance whose thread runs the engine now; '' for a thread of its own. */
+    laneHostReplica: string;
     replicaAddresses: string[];
     robustness: Robustness | '';
     replicaModeMap: Record<string, ReplicaModeName>;

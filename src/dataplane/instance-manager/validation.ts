@@ -220,6 +220,7 @@ export interface EngineSpecInput {
   workers?: unknown;
   replicaTimeoutMs?: unknown;
   preferLocalReplica?: unknown;
+  inLocalReplicaThread?: unknown;
 }
 
 export function engineSpec(input: EngineSpecInput, defaultWorkers: 0 | 1): EngineSpec {
@@ -237,6 +238,8 @@ export function engineSpec(input: EngineSpecInput, defaultWorkers: 0 | 1): Engin
     throw invalid('replica_addresses', 'must not repeat an address');
   if (input.preferLocalReplica !== undefined && typeof input.preferLocalReplica !== 'boolean')
     throw invalid('prefer_local_replica', 'must be a boolean');
+  if (input.inLocalReplicaThread !== undefined && typeof input.inLocalReplicaThread !== 'boolean')
+    throw invalid('in_local_replica_thread', 'must be a boolean');
   return {
     name,
     volumeName: volume,
@@ -246,5 +249,6 @@ export function engineSpec(input: EngineSpecInput, defaultWorkers: 0 | 1): Engin
     workers: workers(input.workers, defaultWorkers),
     replicaTimeoutMs: replicaTimeoutMs(input.replicaTimeoutMs),
     preferLocalReplica: input.preferLocalReplica === true,
+    inLocalReplicaThread: input.inLocalReplicaThread === true,
   };
 }

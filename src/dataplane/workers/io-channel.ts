@@ -1,5 +1,4 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { Worker } from 'node:worker_threads';
 import { assert } from '../../assert.ts';
 import { type ErrorCode, HornbillError } from '../../errors.ts';
 import { Doorbell } from './doorbell.ts';
@@ -31,9 +30,10 @@ import {
   kControlCompletionDoorbell,
   type Lane,
 } from './lane.ts';
+import { type LaneThread, type LaneThreadStarter, ownThread } from './lane-thread.ts';
 import { PayloadSlab, type PayloadSlabOptions } from './payload-slab.ts';
 import { RequestServer } from './request-server.ts';
-import { startWorker, toModuleUrl } from './worker-start.ts';
+import { toModuleUrl } from './worker-start.ts';
 
 /** Bounds: at most 64 workers; a lane keeps at most `ringCapacity` requests in flight. */
 export const WORKER_COUNT_MAX = 64;
@@ -59,6 +59,11 @@ export interface IoChannelOptions {
   startTimeoutMs?: number;
   /** How long a closing worker may take to exit before it is terminated (default 5 s). */
   stopTimeoutMs?: number;
+  /**
+   * Where each lane is served: a worker thread of its own (the default), or a running
+   * thread that hosts it (lane-thread.ts `hostedIn`, a replica's thread).
+   */
+  laneThread?: LaneThreadStarter;
 }
 
 export interface WorkerExitEvent {
@@ -75,7 +80,7 @@ export type WorkerState = 'starting' | 'live' | 'terminating' | 'stopping' | 'de
 interface LaneRecord {
   lane: Lane;
   state: WorkerState;
-  worker: Worker | undefined;
+  thread: LaneThread | undefined;
   lastError: Error | undefined;
   exited: Promise<void>;
   markExited: () => void;
@@ -148,7 +153,7 @@ export class IoChannel {
       const record: LaneRecord = {
         lane: createLane(this.ringCapacity),
         state: 'dead',
-        worker: undefined,
+        thread: undefined,
         lastError: undefined,
         exited: Promise.resolve(),
         markExited: () => {},
@@ -225,9 +230,9 @@ export class IoChannel {
    */
   async terminateWorker(workerIndex: number): Promise<void> {
     const record = this.workerRecord(workerIndex);
-    if (record.worker === undefined || record.state === 'dead') return;
+    if (record.thread === undefined || record.state === 'dead') return;
     if (record.state === 'live') this.setState(record, 'terminating');
-    await record.worker.terminate();
+    await record.thread.terminate();
     await record.exited;
   }
 
@@ -275,8 +280,8 @@ export class IoChannel {
 
   private async stopWorker(workerIndex: number): Promise<void> {
     const record = this.lanes[workerIndex];
-    const worker = record.worker;
-    if (worker === undefined) return;
+    const thread = record.thread;
+    if (thread === undefined) return;
     if (record.state !== 'terminating') this.setState(record, 'stopping');
     if (this.inFlight.countOnLane(workerIndex) === 0) {
       // Graceful: the worker serves what is published, sees the closed ring, closes its handler, exits.
@@ -288,7 +293,7 @@ export class IoChannel {
       await Promise.race([record.exited, timedOut]);
       clearTimeout(timer);
     }
-    if (record.worker === worker) await worker.terminate();
+    if (record.thread === thread) await thread.terminate();
     await record.exited;
   }
 
@@ -352,7 +357,8 @@ export class IoChannel {
 
   private async spawn(workerIndex: number): Promise<void> {
     const record = this.lanes[workerIndex];
-    const { worker, ready } = startWorker(
+    const start = this.options.laneThread ?? ownThread;
+    const thread = start(
       {
         workerIndex,
         laneBuffer: record.lane.buffer,
@@ -363,26 +369,26 @@ export class IoChannel {
       },
       this.options.startTimeoutMs ?? 30_000,
     );
-    record.worker = worker;
+    record.thread = thread;
     record.lastError = undefined;
     record.exited = new Promise((resolve) => {
       record.markExited = resolve;
     });
     this.setState(record, 'starting');
-    worker.on('error', (error) => {
+    thread.onEnd((exitCode, error) => {
       record.lastError = error;
+      this.onExit(workerIndex, thread, exitCode);
     });
-    worker.once('exit', (exitCode) => this.onExit(workerIndex, worker, exitCode));
-    await ready;
+    await thread.ready;
     // A close may have begun while the worker was starting: then it stays 'stopping'.
     if (record.state === 'starting') this.setState(record, 'live');
   }
 
-  private onExit(workerIndex: number, worker: Worker, exitCode: number): void {
+  private onExit(workerIndex: number, thread: LaneThread, exitCode: number): void {
     const record = this.lanes[workerIndex];
-    if (record.worker !== worker) return;
+    if (record.thread !== thread) return;
     const previous = record.state;
-    record.worker = undefined;
+    record.thread = undefined;
     this.setState(record, 'dead');
     // Completions published before the death are real results: deliver them first.
     this.drainLane(workerIndex);

@@ -149,8 +149,10 @@ describe('specs', () => {
       workers: 1,
       replicaTimeoutMs: 8000,
       preferLocalReplica: false,
+      inLocalReplicaThread: false,
     });
     assert.equal(engineSpec({ ...engine, workers: 0 }, 1).workers, 0);
+    assert.equal(engineSpec({ ...engine, inLocalReplicaThread: true }, 1).inLocalReplicaThread, true);
     assert.equal(engineSpec(engine, 0).workers, 0);
   });
 
@@ -158,6 +160,11 @@ describe('specs', () => {
     refuses(() => engineSpec({ ...engine, frontend: 'floppy' }, 1), 'INVALID_ARGUMENT', 'frontend');
     refuses(() => engineSpec({ ...engine, frontend: '' }, 1), 'INVALID_ARGUMENT', 'frontend');
     refuses(() => engineSpec({ ...engine, workers: 2 }, 1), 'INVALID_ARGUMENT', 'workers');
+    refuses(
+      () => engineSpec({ ...engine, inLocalReplicaThread: 'yes' }, 1),
+      'INVALID_ARGUMENT',
+      'in_local_replica_thread',
+    );
     refuses(
       () => engineSpec({ ...engine, replicaAddresses: [] }, 1),
       'INVALID_ARGUMENT',
