@@ -11,8 +11,13 @@
  * many cores the machine has. The plain file is written with synchronous pwrite at queue
  * depth 1 (its QD32 figure is the same calls, one at a time).
  *
+ * Local replica: the same workloads with the engine's first replica served by this thread
+ * (HostedReplica, reached in memory through the in-thread link), alone and with two
+ * replica processes.
+ *
  * Rebuild: a volume of --rebuild-gib GiB fully written, then a third replica is added and
- * rebuilt; its time is compared with `cp --sparse=always` of the same layer files.
+ * rebuilt; its time is compared with `cp --sparse=always` of the same layer files, and with
+ * that copy followed by `sync` (the rebuild's copy is durable when it ends).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
