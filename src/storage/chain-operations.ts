@@ -7,7 +7,8 @@ import type { LayerRecord } from './index-db.ts';
 import { Layer, type LayerInfo } from './layer.ts';
 import { LayerFile, layerFileName } from './layer-file.ts';
 import { validateVolumeSize } from './open-store.ts';
-import { type StoreCore, syncDirectory } from './store-core.ts';
+import type { StoreCore } from './store-core.ts';
+import { syncDirectory } from './store-durability.ts';
 
 export interface SnapshotOptions {
   labels?: Record<string, string>;

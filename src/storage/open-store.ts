@@ -22,7 +22,8 @@ import {
 } from './journal.ts';
 import { Layer } from './layer.ts';
 import { LayerFile, layerIdFromFileName } from './layer-file.ts';
-import { StoreCore, syncDirectory } from './store-core.ts';
+import { StoreCore } from './store-core.ts';
+import { syncDirectory } from './store-durability.ts';
 
 export interface StoreOptions {
   /** Layer files kept open at once besides the head (default 512). */

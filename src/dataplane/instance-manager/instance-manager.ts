@@ -1,20 +1,18 @@
-import path from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import { HornbillError } from '../../errors.ts';
 import { type Logger, type LogLevel, silentLogger } from '../../logging.ts';
 import type { IoStats } from '../../metrics/io-stats.ts';
 import type { LayerInfo } from '../../storage/replica-store.ts';
-import { IscsiTarget } from '../iscsi/target.ts';
-import { NbdServer } from '../nbd/server.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
-import { type DiskStat, diskStat, prepareDisk } from './disk-stats.ts';
+import { type DiskStat, diskStat } from './disk-stats.ts';
 import {
   type EngineControlStatus,
   EngineInstance,
   type Frontends,
   type PurgeState,
 } from './engine-instance.ts';
+import * as engineRequests from './engine-requests.ts';
 import type { Instance, InstanceHost } from './instance.ts';
+import { prepareDisks, startFrontends } from './instance-manager-startup.ts';
 import {
   API_VERSION,
   type DeleteResult,
@@ -22,35 +20,28 @@ import {
   type InstanceManagerInfo,
   type InstanceManagerOptions,
 } from './instance-manager-types.ts';
+import { InstanceRegistry } from './instance-registry.ts';
 import { instanceExists, sameEngineSpec, sameReplicaSpec } from './instance-specs.ts';
 import { DEFAULT_LOG_HISTORY_RECORDS, LogHistory } from './log-history.ts';
 import { PortAllocator } from './port-allocator.ts';
+import { checkFailpoint, ReplicaWriteFailpoint } from './replica-failpoint.ts';
 import { ReplicaFolders } from './replica-folders.ts';
 import { ReplicaInstance } from './replica-instance.ts';
-import type { ReplicaFailpoint } from './replica-thread.ts';
 import { ShareManagerHost } from './share-manager-host.ts';
 import type { InstanceEvent, InstanceKind, InstanceView, LogSource } from './types.ts';
 import {
-  bandwidth,
   dataDirectoryName,
   diskPath,
   type EngineSpecInput,
   engineSpec,
   instanceName,
-  kindFilter,
   type ReplicaSpecInput,
-  replicaAddress,
   replicaDirectory,
   replicaSpec,
-  sizeBytes,
-  snapshotLabels,
-  snapshotName,
 } from './validation.ts';
 
 export type { DeleteResult, EngineStatusView, InstanceManagerInfo, InstanceManagerOptions };
 export { API_VERSION };
-
-const FAILPOINT = /^replica-(crash|hang)-on-write:([^:]+):(\d+)$/;
 
 /**
  * The instance manager of one node (DESIGN.md §1): runs the node's replicas (each in its
@@ -84,15 +75,13 @@ export class InstanceManager {
   };
   private readonly options: InstanceManagerOptions;
   private readonly log: Logger;
-  private readonly instances = new Map<string, Instance>();
+  private readonly instances: InstanceRegistry;
   private readonly diskIds: Map<string, string>;
   private readonly ports: PortAllocator;
   private readonly frontends: Frontends;
-  private readonly watchers = new Set<(event: InstanceEvent) => void>();
   private readonly host: InstanceHost;
   private readonly startedAt = new Date().toISOString();
-  private failpoint: { replica: string; armed: ReplicaFailpoint } | undefined;
-  private sequence = 0;
+  private readonly failpoint: ReplicaWriteFailpoint;
   private readonly folders = new ReplicaFolders((directory) => {
     this.counters.replicaFoldersRemoved++;
     this.log('info', 'replica folder removed', { directory });
@@ -110,15 +99,12 @@ export class InstanceManager {
     this.frontends = frontends;
     this.log = options.log ?? silentLogger;
     this.ports = new PortAllocator({ host: options.address, range: options.replicaPorts });
-    const failpoint = options.failpoint === undefined ? null : FAILPOINT.exec(options.failpoint);
-    if (failpoint !== null) {
-      const kind = failpoint[1] === 'hang' ? 'hang' : 'crash';
-      this.failpoint = { replica: failpoint[2], armed: { kind, offsetBytes: Number(failpoint[3]) } };
-    }
+    this.instances = new InstanceRegistry(this.log, this.counters);
+    this.failpoint = new ReplicaWriteFailpoint(options.failpoint);
     this.host = {
       nodeName: options.nodeName,
       address: options.address,
-      changed: (instance) => this.changed(instance),
+      changed: (instance) => this.instances.changed(instance),
       failed: (instance) => {
         if (instance.kind === 'replica') this.counters.replicaThreadFailures++;
         else this.counters.engineFailures++;
@@ -140,36 +126,11 @@ export class InstanceManager {
     const log = options.log ?? silentLogger;
     if (options.disks.length === 0)
       throw new HornbillError('INVALID_ARGUMENT', 'an instance manager needs a disk');
-    if ((options.failpoint ?? '') !== '' && !FAILPOINT.test(options.failpoint!)) {
-      throw new HornbillError(
-        'INVALID_ARGUMENT',
-        `failpoint ${JSON.stringify(options.failpoint)} is not known`,
-        {
-          expected: 'replica-crash-on-write:<replica>:<offset> or replica-hang-on-write:<replica>:<offset>',
-        },
-      );
-    }
-    const diskIds = new Map<string, string>();
-    for (const disk of options.disks) {
-      if (!path.isAbsolute(disk))
-        throw new HornbillError('INVALID_ARGUMENT', `disk ${disk} is not an absolute path`);
-      diskIds.set(path.resolve(disk), prepareDisk(path.resolve(disk)));
-    }
-    const iscsi = new IscsiTarget({ host: options.address, port: options.iscsiPort ?? 3260, logger: log });
-    const nbd = new NbdServer({ host: options.address, port: options.nbdPort ?? 10809, log });
-    let iscsiPort: number;
-    let nbdPort: number;
-    try {
-      iscsiPort = (await iscsi.listen()).port;
-      nbdPort = (await nbd.listen()).port;
-    } catch (error) {
-      await iscsi.close();
-      await nbd.close();
-      throw error;
-    }
-    const manager = new InstanceManager(options, diskIds, { iscsi, iscsiPort, nbd, nbdPort });
-    if (manager.failpoint !== undefined)
-      log('warn', 'test failpoint armed', { failpoint: options.failpoint });
+    checkFailpoint(options.failpoint);
+    const diskIds = prepareDisks(options.disks);
+    const frontends = await startFrontends(options, log);
+    const manager = new InstanceManager(options, diskIds, frontends);
+    if (manager.failpoint.isArmed) log('warn', 'test failpoint armed', { failpoint: options.failpoint });
     return manager;
   }
 
@@ -186,7 +147,7 @@ export class InstanceManager {
       counters: {
         ...this.counters,
         instances: this.instances.size,
-        watchers: this.watchers.size,
+        watchers: this.instances.watcherCount,
         reservedReplicaPorts: this.ports.reservedPorts.length,
         iscsiConnections: this.frontends.iscsi.connectionCount,
         nbdConnections: this.frontends.nbd.stats().connectionsOpen,
@@ -209,19 +170,7 @@ export class InstanceManager {
       await existing.queue.idle();
       return existing.view();
     }
-    for (const instance of this.instances.values()) {
-      if (
-        instance instanceof ReplicaInstance &&
-        instance.spec.diskPath === spec.diskPath &&
-        instance.spec.dataDirectoryName === spec.dataDirectoryName
-      ) {
-        throw new HornbillError(
-          'INSTANCE_CONFLICT',
-          `replica ${instance.name} already uses ${instance.directory}`,
-          { name: spec.name, usedBy: instance.name, directory: instance.directory },
-        );
-      }
-    }
+    this.instances.checkFolderFree(spec);
     this.checkCapacity();
     const directory = replicaDirectory(spec.diskPath, spec.dataDirectoryName);
     this.folders.checkNotRemoving(directory, spec.name);
@@ -234,7 +183,7 @@ export class InstanceManager {
         startTimeoutMs: this.options.replicaStartTimeoutMs ?? 120_000,
         stopTimeoutMs: this.options.stopTimeoutMs ?? 30_000,
         heartbeatTimeoutMs: this.options.replicaHeartbeatTimeoutMs ?? 60_000,
-        takeFailpoint: () => this.takeFailpoint(spec.name),
+        takeFailpoint: () => this.failpoint.take(spec.name),
       },
       this.host,
       this.newLogs(spec.name),
@@ -247,13 +196,13 @@ export class InstanceManager {
 
   async startReplica(name: unknown): Promise<InstanceView> {
     this.checkOpen();
-    const instance = this.find(name, 'replica');
+    const instance = this.instances.find(name, 'replica');
     await this.startInstance(instance);
     return instance.view();
   }
 
   async stopReplica(name: unknown): Promise<InstanceView> {
-    const instance = this.find(name, 'replica');
+    const instance = this.instances.find(name, 'replica');
     await instance.queue.run(() => instance.stop());
     return instance.view();
   }
@@ -287,7 +236,7 @@ export class InstanceManager {
     return instance.queue.run(async () => {
       if (this.instances.get(name) !== instance) return { found: false, dataRemoved: false };
       await instance.stop();
-      this.forget(instance);
+      this.instances.forget(instance);
       this.ports.release(instance.port);
       let dataRemoved = false;
       if (request.removeData === true) {
@@ -300,7 +249,7 @@ export class InstanceManager {
 
   /** Revision counter, size and chain, asked from the replica through its data port. */
   async replicaInfo(name: unknown): Promise<ReplicaInfo> {
-    return this.find(name, 'replica').info();
+    return this.instances.find(name, 'replica').info();
   }
 
   // ── engines ──────────────────────────────────────────────────────────────────────────
@@ -315,22 +264,14 @@ export class InstanceManager {
       await existing.queue.idle();
       return existing.view();
     }
-    for (const instance of this.instances.values()) {
-      if (instance instanceof EngineInstance && instance.spec.volumeName === spec.volumeName) {
-        throw new HornbillError(
-          'INSTANCE_CONFLICT',
-          `engine ${instance.name} already serves volume ${spec.volumeName} on this node`,
-          { name: spec.name, usedBy: instance.name, volumeName: spec.volumeName },
-        );
-      }
-    }
+    this.instances.checkVolumeFree(spec);
     this.checkCapacity();
     const instance = new EngineInstance(
       {
         spec,
         frontends: this.frontends,
         statusIntervalMs: this.options.engineStatusIntervalMs ?? 1000,
-        localReplicaThread: (addresses) => this.runningReplicaThread(addresses),
+        localReplicaThread: (addresses) => this.instances.runningReplicaThread(this.address, addresses),
       },
       this.host,
       this.newLogs(spec.name),
@@ -343,13 +284,13 @@ export class InstanceManager {
 
   async startEngine(name: unknown): Promise<InstanceView> {
     this.checkOpen();
-    const instance = this.find(name, 'engine');
+    const instance = this.instances.find(name, 'engine');
     await this.startInstance(instance);
     return instance.view();
   }
 
   async stopEngine(name: unknown): Promise<InstanceView> {
-    const instance = this.find(name, 'engine');
+    const instance = this.instances.find(name, 'engine');
     await instance.queue.run(() => instance.stop());
     return instance.view();
   }
@@ -366,135 +307,89 @@ export class InstanceManager {
     return instance.queue.run(async () => {
       if (this.instances.get(checked) !== instance) return { found: false, dataRemoved: false };
       await instance.stop();
-      this.forget(instance);
+      this.instances.forget(instance);
       return { found: true, dataRemoved: false };
     });
   }
 
   async engineStatus(name: unknown): Promise<EngineStatusView> {
-    const engine = this.find(name, 'engine');
-    const status = await engine.status();
-    const expansion = engine.expansion;
-    return {
-      ...status,
-      instance: engine.name,
-      volumeName: engine.spec.volumeName,
-      purge: engine.purgeState,
-      isExpanding: expansion.isExpanding,
-      lastExpansionError: expansion.lastError,
-    };
+    return engineRequests.engineStatus(this.instances, name);
   }
 
   async createSnapshot(name: unknown, snapshot: unknown, labels?: unknown): Promise<LayerInfo> {
-    const checked = snapshotName(snapshot);
-    const checkedLabels = snapshotLabels(labels);
-    return this.find(name, 'engine').snapshot(checked, checkedLabels);
+    return engineRequests.createSnapshot(this.instances, name, snapshot, labels);
   }
 
   async deleteSnapshot(name: unknown, snapshot: unknown): Promise<void> {
-    const checked = snapshotName(snapshot);
-    const engine = this.find(name, 'engine');
-    await engine.control('deleteSnapshot', { name: checked });
-    engine.logs.append('info', 'snapshot deleted', { snapshot: checked }, 'instance-manager');
+    return engineRequests.deleteSnapshot(this.instances, name, snapshot);
   }
 
   async listSnapshots(name: unknown): Promise<LayerInfo[]> {
-    return this.find(name, 'engine').control<LayerInfo[]>('listChain');
+    return engineRequests.listSnapshots(this.instances, name);
   }
 
   async hashSnapshot(name: unknown, snapshot: unknown): Promise<string> {
-    const checked = snapshotName(snapshot);
-    const engine = this.find(name, 'engine');
-    const result = await engine.longControl<{ hash: string }>('hashSnapshot', { name: checked });
-    return result.hash;
+    return engineRequests.hashSnapshot(this.instances, name, snapshot);
   }
 
   async revertSnapshot(name: unknown, snapshot: unknown): Promise<void> {
-    const checked = snapshotName(snapshot);
-    await this.find(name, 'engine').revertSnapshot(checked);
+    return engineRequests.revertSnapshot(this.instances, name, snapshot);
   }
 
   async purgeSnapshots(name: unknown): Promise<PurgeState> {
-    return this.find(name, 'engine').purgeSnapshots();
+    return engineRequests.purgeSnapshots(this.instances, name);
   }
 
   async expandEngine(name: unknown, size: unknown): Promise<void> {
-    const checked = sizeBytes(size);
-    await this.find(name, 'engine').expand(checked);
+    return engineRequests.expandEngine(this.instances, name, size);
   }
 
   async addReplica(
     name: unknown,
     request: { address: unknown; bandwidthBytesPerSecond?: unknown; wait?: boolean },
   ): Promise<void> {
-    const address = replicaAddress(request.address);
-    const bandwidthBytesPerSecond = bandwidth(request.bandwidthBytesPerSecond);
-    await this.find(name, 'engine').addReplica(address, {
-      bandwidthBytesPerSecond,
-      wait: request.wait === true,
-    });
+    return engineRequests.addReplica(this.instances, name, request);
   }
 
   async cloneSnapshot(
     name: unknown,
     request: { sources: unknown; snapshot: unknown; origin: unknown; bandwidthBytesPerSecond?: unknown },
   ): Promise<void> {
-    if (!Array.isArray(request.sources) || request.sources.length === 0 || request.sources.length > 64)
-      throw new HornbillError(
-        'INVALID_ARGUMENT',
-        'source_replica_addresses must list 1 to 64 replica addresses',
-      );
-    const sources = request.sources.map((source) => replicaAddress(source, 'source_replica_addresses'));
-    const snapshot = snapshotName(request.snapshot);
-    if (typeof request.origin !== 'string' || request.origin.length > 300)
-      throw new HornbillError('INVALID_ARGUMENT', 'origin must be a string of at most 300 characters');
-    await this.find(name, 'engine').cloneSnapshot({
-      sources,
-      snapshot,
-      origin: request.origin === '' ? `replica://${sources[0]}/${snapshot}` : request.origin,
-      bandwidthBytesPerSecond: bandwidth(request.bandwidthBytesPerSecond),
-    });
+    return engineRequests.cloneSnapshot(this.instances, name, request);
   }
 
   async removeReplica(name: unknown, address: unknown): Promise<void> {
-    const checked = replicaAddress(address);
-    await this.find(name, 'engine').removeReplica(checked);
+    return engineRequests.removeReplica(this.instances, name, address);
   }
 
   // ── both kinds ───────────────────────────────────────────────────────────────────────
 
   get(name: unknown): InstanceView {
-    return this.find(name).view();
+    return this.instances.find(name).view();
   }
 
   /** Every engine with its frontend I/O counters and last polled status (for /metrics). */
   engineMetrics(): { view: InstanceView; ioStats: IoStats; status: EngineControlStatus | undefined }[] {
-    const engines = [];
-    for (const instance of this.instances.values()) {
-      if (instance instanceof EngineInstance)
-        engines.push({ view: instance.view(), ioStats: instance.ioStats, status: instance.polledStatus });
-    }
-    return engines;
+    return this.instances.engines().map((engine) => ({
+      view: engine.view(),
+      ioStats: engine.ioStats,
+      status: engine.polledStatus,
+    }));
   }
 
   list(kind?: unknown): InstanceView[] {
-    const wanted = kindFilter(kind);
-    return [...this.instances.values()]
-      .filter((instance) => wanted === undefined || instance.kind === wanted)
-      .map((instance) => instance.view())
-      .sort((a, b) => a.name.localeCompare(b.name));
+    return this.instances.list(kind);
   }
 
   /** Calls `listener` with every later change; returns the current instances and how to stop. */
   watch(listener: (event: InstanceEvent) => void): { initial: InstanceView[]; unsubscribe: () => void } {
     this.checkOpen();
-    this.watchers.add(listener);
-    return { initial: this.list(), unsubscribe: () => this.watchers.delete(listener) };
+    return this.instances.watch(listener);
   }
 
   /** The log history of an instance (StreamLogs). */
   logs(name: unknown): LogHistory {
-    return this.find(name).logs;
+    return this.instances.find(name).logs;
   }
 
   /**
@@ -504,14 +399,11 @@ export class InstanceManager {
   ingestEngineRecord(record: Record<string, unknown>): boolean {
     const { volume, level, message, time: _time, component: _component, ...details } = record;
     if (typeof volume !== 'string' || typeof message !== 'string') return false;
-    for (const instance of this.instances.values()) {
-      if (instance instanceof EngineInstance && instance.spec.volumeName === volume) {
-        const known = level === 'debug' || level === 'info' || level === 'warn' || level === 'error';
-        instance.logs.append(known ? level : 'info', message, details, 'engine');
-        return true;
-      }
-    }
-    return false;
+    const engine = this.instances.engineServing(volume);
+    if (engine === undefined) return false;
+    const known = level === 'debug' || level === 'info' || level === 'warn' || level === 'error';
+    engine.logs.append(known ? level : 'info', message, details, 'engine');
+    return true;
   }
 
   async diskStats(paths: unknown[] = []): Promise<DiskStat[]> {
@@ -521,11 +413,7 @@ export class InstanceManager {
         : paths.map((value, index) => diskPath(value, this.disks, `disk_paths[${index}]`));
     const stats: DiskStat[] = [];
     for (const disk of new Set(wanted)) {
-      const users = new Map<string, string>();
-      for (const instance of this.instances.values())
-        if (instance instanceof ReplicaInstance && instance.spec.diskPath === disk)
-          users.set(instance.spec.dataDirectoryName, instance.name);
-      stats.push(await diskStat(disk, this.diskIds.get(disk)!, users));
+      stats.push(await diskStat(disk, this.diskIds.get(disk)!, this.instances.replicaFolders(disk)));
     }
     return stats;
   }
@@ -555,7 +443,7 @@ export class InstanceManager {
     await stopAll('engine');
     await stopAll('replica');
     for (const instance of all) instance.logs.end();
-    this.watchers.clear();
+    this.instances.clearWatchers();
     await this.frontends.iscsi.close();
     await this.frontends.nbd.close();
     this.log('info', 'instance manager stopped', { node: this.nodeName, instances: all.length });
@@ -566,32 +454,6 @@ export class InstanceManager {
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────
-
-  private find(name: unknown, kind?: 'replica'): ReplicaInstance;
-  private find(name: unknown, kind: 'engine'): EngineInstance;
-  private find(name: unknown, kind?: InstanceKind): Instance;
-  private find(name: unknown, kind?: InstanceKind): Instance {
-    const checked = instanceName(name);
-    const instance = this.instances.get(checked);
-    if (instance === undefined || (kind !== undefined && instance.kind !== kind)) {
-      throw new HornbillError('INSTANCE_NOT_FOUND', `no ${kind ?? 'instance'} named ${checked}`, {
-        name: checked,
-        kind: kind ?? 'any',
-      });
-    }
-    return instance;
-  }
-
-  /** The running replica of this node served at one of `addresses` ("host:port"), with its thread. */
-  private runningReplicaThread(addresses: string[]): { name: string; thread: Worker } | undefined {
-    for (const instance of this.instances.values()) {
-      if (!(instance instanceof ReplicaInstance)) continue;
-      const thread = instance.runningThread;
-      if (thread !== undefined && addresses.includes(`${this.address}:${instance.port}`))
-        return { name: instance.name, thread };
-    }
-    return undefined;
-  }
 
   private async startInstance(instance: Instance): Promise<void> {
     try {
@@ -623,31 +485,6 @@ export class InstanceManager {
     return new LogHistory(name, this.options.logHistoryRecords ?? DEFAULT_LOG_HISTORY_RECORDS);
   }
 
-  private forget(instance: Instance): void {
-    this.instances.delete(instance.name);
-    this.counters.instancesDeleted++;
-    instance.logs.append('info', `${instance.kind} deleted`, {}, 'instance-manager');
-    instance.logs.end();
-    instance.updateSequence = ++this.sequence;
-    this.emit({ type: 'deleted', instance: instance.view() });
-  }
-
-  private changed(instance: Instance): void {
-    if (this.instances.get(instance.name) !== instance) return;
-    instance.updateSequence = ++this.sequence;
-    this.emit({ type: 'updated', instance: instance.view() });
-  }
-
-  private emit(event: InstanceEvent): void {
-    for (const watcher of this.watchers) {
-      try {
-        watcher(event);
-      } catch (error) {
-        this.log('error', 'an instance watcher threw', { error: String(error) });
-      }
-    }
-  }
-
   private record(
     instance: Instance,
     level: LogLevel,
@@ -659,19 +496,8 @@ export class InstanceManager {
     this.log(level, message, { instance: instance.name, kind: instance.kind, source, ...record.details });
   }
 
-  private takeFailpoint(replica: string): ReplicaFailpoint | undefined {
-    if (this.failpoint === undefined || this.failpoint.replica !== replica) return undefined;
-    const armed = this.failpoint.armed;
-    this.failpoint = undefined;
-    return armed;
-  }
-
   private removeLeftOverFolder(disk: string, folder: string): Promise<boolean> {
     const directory = replicaDirectory(disk, folder);
-    let usedBy: string | undefined;
-    for (const instance of this.instances.values()) {
-      if (instance instanceof ReplicaInstance && instance.directory === directory) usedBy = instance.name;
-    }
-    return this.folders.removeLeftOver(directory, usedBy);
+    return this.folders.removeLeftOver(directory, this.instances.replicaUsing(directory));
   }
 }

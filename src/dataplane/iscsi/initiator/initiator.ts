@@ -1,6 +1,7 @@
 import type net from 'node:net';
 import { HornbillError } from '../../../errors.ts';
-import { InitiatorConnection, type IscsiInitiatorOptions, openSocket } from './connection.ts';
+import { InitiatorConnection } from './connection.ts';
+import { type IscsiInitiatorOptions, openSocket } from './connection-options.ts';
 import {
   type Capacity,
   Cdb,
@@ -9,7 +10,7 @@ import {
   unmapParameterList,
 } from './scsi-request.ts';
 
-export type { CommandCallback, IscsiInitiatorOptions } from './connection.ts';
+export type { CommandCallback, IscsiInitiatorOptions } from './connection-options.ts';
 
 /**
  * A small iSCSI initiator for tests and `hornbill bench` (see docs/iscsi.md): connect and
