@@ -94,6 +94,35 @@ for (const workers of ['0', '1']) {
       degraded.replicas.map((replica) => replica.mode),
       ['RW', 'ERR'],
     );
+    // A replacement rebuilds from the hosted replica: its layers are read over the in-thread link.
+    const replacement = await startHornbill(t, [
+      'replica',
+      '--dir',
+      path.join(root, 'replacement'),
+      '--size',
+      '32Mi',
+      '--listen',
+      '127.0.0.1:0',
+    ]);
+    const rebuilt = await control.control<{ state: string; transferredBytes: number }>('addReplica', {
+      host: '127.0.0.1',
+      port: replacement.ready.port,
+    });
+    assert.equal(rebuilt.state, 'done');
+    assert.ok(rebuilt.transferredBytes >= 64 * 8192, JSON.stringify(rebuilt));
+    await control.control('removeReplica', { host: '127.0.0.1', port: remote.ready.port });
+    await control.control('snapshot', { name: 'after-rebuild' });
+    const rebuiltHashes = [];
+    for (const port of [Number(started.replicas[0].address.split(':')[1]), replacement.ready.port]) {
+      const client = await controlClient(t, port);
+      rebuiltHashes.push(
+        (await client.control<{ hash: string }>('hashSnapshot', { name: 'after-rebuild' })).hash,
+      );
+      client.close();
+    }
+    assert.equal(rebuiltHashes[0], rebuiltHashes[1], 'the rebuilt copy holds what the hosted one holds');
+    assert.equal((await control.control<EngineStatus>('status')).robustness, 'healthy');
+
     await nbd.command(3); // NBD_CMD_FLUSH
     await nbd.disconnect();
     control.close();
