@@ -5,12 +5,16 @@ import { type TestContext, test } from 'node:test';
 import { NbdTestClient } from '../../helpers/nbd-client.ts';
 import { controlClient, startHornbill } from '../../helpers/processes.ts';
 import { defer, patternBytes, tempDirectory } from '../../helpers/temp.ts';
+import { VerifyingLoad } from './verifying-load.ts';
 
 /**
  * `hornbill engine --local-replica`: the engine serves one replica folder on its own thread
  * and reaches it in memory, next to replicas in other processes reached over TCP.
  */
 
+/** The verifying load works below this offset; the test's own writes go above it. */
+const UPPER = 16 * 1024 * 1024;
+const LAST_BLOCK = 32 * 1024 * 1024 - 4096;
 const BIN = path.join(import.meta.dirname, '..', '..', '..', 'bin', 'hornbill.mjs');
 
 interface EngineStatus {
@@ -69,13 +73,17 @@ for (const workers of ['0', '1']) {
         ['RW', false, false],
       ],
     );
-    // 64 pipelined writes, then read back through the engine.
+    // 64 pipelined writes in the upper half, then read back through the engine.
     await Promise.all(
-      Array.from({ length: 64 }, (_, index) => nbd.write(index * 65_536, patternBytes(index, 8192))),
+      Array.from({ length: 64 }, (_, index) => nbd.write(UPPER + index * 65_536, patternBytes(index, 8192))),
     );
     for (let index = 0; index < 64; index += 9) {
-      assert.ok((await nbd.read(index * 65_536, 8192)).equals(patternBytes(index, 8192)));
+      assert.ok((await nbd.read(UPPER + index * 65_536, 8192)).equals(patternBytes(index, 8192)));
     }
+    // A verifying load on the lower half runs through the loss of the remote replica and the rebuild.
+    const load = new VerifyingLoad(nbd, UPPER);
+    load.start();
+    await load.runFor(200);
     await control.control('snapshot', { name: 'both' });
     const hashes = [];
     for (const replica of started.replicas) {
@@ -87,7 +95,8 @@ for (const workers of ['0', '1']) {
     assert.equal(hashes[0], hashes[1], 'the local and the remote copy hold the same snapshot');
 
     await remote.kill();
-    await nbd.write(0, patternBytes(500, 4096));
+    await load.runFor(200);
+    await nbd.write(LAST_BLOCK, patternBytes(500, 4096));
     const degraded = await control.control<EngineStatus>('status');
     assert.equal(degraded.robustness, 'degraded');
     assert.deepEqual(
@@ -122,6 +131,11 @@ for (const workers of ['0', '1']) {
     }
     assert.equal(rebuiltHashes[0], rebuiltHashes[1], 'the rebuilt copy holds what the hosted one holds');
     assert.equal((await control.control<EngineStatus>('status')).robustness, 'healthy');
+    await load.runFor(200);
+    const stats = await load.stop();
+    assert.deepEqual(stats.errors, []);
+    assert.deepEqual(stats.mismatches, []);
+    assert.ok(stats.writes > 200 && stats.reads > 200, JSON.stringify(stats));
 
     await nbd.command(3); // NBD_CMD_FLUSH
     await nbd.disconnect();
@@ -141,7 +155,7 @@ for (const workers of ['0', '1']) {
     ]);
     const client = await controlClient(t, reopened.ready.port);
     const data = Buffer.alloc(4096);
-    await client.read(0, data);
+    await client.read(LAST_BLOCK, data);
     assert.ok(data.equals(patternBytes(500, 4096)));
     await reopened.stop();
   });
