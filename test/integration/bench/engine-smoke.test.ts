@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+
+/**
+ * bench/engine end to end with tiny settings: every table is printed with a figure in every
+ * cell — the engine over 1 and 3 replica processes, with its replica on its own thread, behind
+ * the rings with 0 and 1 workers, and the rebuild against cp. Figures are not compared (the
+ * machine is shared); RESULTS.md is untouched and no work folder is left behind.
+ */
+
+const ROOT = path.join(import.meta.dirname, '..', '..', '..');
+const RESULTS = path.join(ROOT, 'bench', 'RESULTS.md');
+
+test('bench/engine smoke run: every table, every cell, nothing left behind', async () => {
+  const resultsBefore = fs.readFileSync(RESULTS, 'utf8');
+  const workBefore = new Set(
+    fs.readdirSync(os.tmpdir()).filter((name) => name.startsWith('hornbill-bench-engine-')),
+  );
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+    (resolve) => {
+      const child = spawn(
+        process.execPath,
+        [
+          path.join(ROOT, 'bench', 'engine', 'run.ts'),
+          '--seconds',
+          '0.3',
+          '--size-mib',
+          '64',
+          '--rebuild-gib',
+          '0.0625',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (chunk) => {
+        out += chunk;
+      });
+      child.stderr.on('data', (chunk) => {
+        err += chunk;
+      });
+      child.on('close', (exitCode) => resolve({ code: exitCode, stdout: out, stderr: err }));
+    },
+  );
+  assert.equal(code, 0, `${stdout}\n${stderr}`);
+  const rows = stdout.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| workload'));
+  // Five workloads in each of the three tables.
+  assert.equal(rows.length, 15, stdout);
+  for (const row of rows) {
+    const cells = row.split('|').slice(2, -1);
+    for (const cell of cells) assert.match(cell, /\d/, `every cell holds a figure: ${row}`);
+  }
+  assert.match(stdout, /engine, 1 local replica \| engine, 1 local \+ 2 remote/);
+  assert.match(stdout, /Rebuild of a fully written 0\.0625 GiB volume \(2 RW sources, 64 MiB sent\)/);
+  assert.match(stdout, /\*\*Rebuild at \d+ %\*\* of cp's rate, \*\*\d+ %\*\* of cp \+ sync/);
+  assert.equal(
+    fs.readFileSync(RESULTS, 'utf8'),
+    resultsBefore,
+    'without --write-results RESULTS.md is untouched',
+  );
+  const left = fs
+    .readdirSync(os.tmpdir())
+    .filter((name) => name.startsWith('hornbill-bench-engine-') && !workBefore.has(name));
+  assert.deepEqual(left, [], 'the work folder is removed');
+});
