@@ -173,9 +173,12 @@ export const LAST_FAILURE_WINDOW_MS = 5000;
 
 /**
  * The replicas a salvage must wait for, or [] to go ahead: those that failed last (within
- * LAST_FAILURE_WINDOW_MS of the last failure: they saw the newest writes) while none of them
- * is on a ready node — for at most `waitSeconds` after that failure, after which the salvage
- * takes the best of what is there.
+ * LAST_FAILURE_WINDOW_MS of the last failure: one of them saw the newest writes) and are not
+ * on a ready node — every one of them, not just one: a replica's failedAt is when the
+ * controller noticed, so one dropped by the engine earlier can land in the window when the
+ * controller was slow, and going ahead with it alone would bring back older data (found by
+ * a CI run of the e2e salvage test). For at most `waitSeconds` after that failure, after
+ * which the salvage takes the best of what is there.
  */
 export function salvageWaitsFor(
   replicas: readonly Replica[],
@@ -189,8 +192,8 @@ export function salvageWaitsFor(
   const failedLast = failed.filter(
     (replica) => (timestampMs(replica.spec.failedAt) ?? 0) >= latestMs - LAST_FAILURE_WINDOW_MS,
   );
-  if (failedLast.some((replica) => readyNodes.has(replica.spec.nodeID))) return [];
-  return nowMs - latestMs < waitSeconds * 1000 ? failedLast : [];
+  const away = failedLast.filter((replica) => !readyNodes.has(replica.spec.nodeID));
+  return nowMs - latestMs < waitSeconds * 1000 ? away : [];
 }
 
 /**
