@@ -89,3 +89,22 @@ export async function controlClient(t: TestContext, port: number): Promise<Repli
   defer(t, () => client.close());
   return client;
 }
+
+/** Runs `node SCRIPT ARGS…` (this Node) to its end; its exit code and whole output. */
+export function runScript(
+  script: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr!.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { runScript } from '../../helpers/processes.ts';
 import { tempDirectory } from '../../helpers/temp.ts';
 import { requireTool } from '../../helpers/tools.ts';
 
@@ -39,38 +39,20 @@ test('bench/compare smoke run: every peer, every job, no error, nothing left beh
   const workBefore = new Set(
     fs.readdirSync(os.tmpdir()).filter((name) => name.startsWith('hornbill-compare-')),
   );
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve) => {
-      const child = spawn(
-        process.execPath,
-        [
-          RUNNER,
-          '--runtime',
-          '0.5',
-          '--ramp',
-          '0',
-          '--size',
-          '32M',
-          '--profiles',
-          'latency,mixed',
-          // The engines host one replica each (the others are processes): the path with more parts.
-          '--local-replica',
-          '--output',
-          output,
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (chunk) => {
-        out += chunk;
-      });
-      child.stderr.on('data', (chunk) => {
-        err += chunk;
-      });
-      child.on('close', (exitCode) => resolve({ code: exitCode, stdout: out, stderr: err }));
-    },
-  );
+  const { code, stdout, stderr } = await runScript(RUNNER, [
+    '--runtime',
+    '0.5',
+    '--ramp',
+    '0',
+    '--size',
+    '32M',
+    '--profiles',
+    'latency,mixed',
+    // The engines host one replica each (the others are processes): the path with more parts.
+    '--local-replica',
+    '--output',
+    output,
+  ]);
   assert.equal(code, 0, `${stdout}\n${stderr}`);
 
   const figures = JSON.parse(fs.readFileSync(output, 'utf8')) as {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
+import { runScript } from '../../helpers/processes.ts';
 
 /**
  * bench/engine end to end with tiny settings: every table is printed with a figure in every
@@ -20,32 +20,14 @@ test('bench/engine smoke run: every table, every cell, nothing left behind', asy
   const workBefore = new Set(
     fs.readdirSync(os.tmpdir()).filter((name) => name.startsWith('hornbill-bench-engine-')),
   );
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve) => {
-      const child = spawn(
-        process.execPath,
-        [
-          path.join(ROOT, 'bench', 'engine', 'run.ts'),
-          '--seconds',
-          '0.3',
-          '--size-mib',
-          '64',
-          '--rebuild-gib',
-          '0.0625',
-        ],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (chunk) => {
-        out += chunk;
-      });
-      child.stderr.on('data', (chunk) => {
-        err += chunk;
-      });
-      child.on('close', (exitCode) => resolve({ code: exitCode, stdout: out, stderr: err }));
-    },
-  );
+  const { code, stdout, stderr } = await runScript(path.join(ROOT, 'bench', 'engine', 'run.ts'), [
+    '--seconds',
+    '0.3',
+    '--size-mib',
+    '64',
+    '--rebuild-gib',
+    '0.0625',
+  ]);
   assert.equal(code, 0, `${stdout}\n${stderr}`);
   const rows = stdout.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| workload'));
   // Five workloads in each of the three tables.

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { runScript } from '../../helpers/processes.ts';
 import { tempDirectory } from '../../helpers/temp.ts';
 
 /**
@@ -18,22 +18,7 @@ const MiB = 1024 * 1024;
 test('bench/compare/rebuild.ts smoke run: rebuild, re-sync, latency during a rebuild, holes', async (t) => {
   const directory = tempDirectory(t, 'hornbill-rebuild-smoke-');
   const output = path.join(directory, 'rebuild.json');
-  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-    (resolve) => {
-      const child = spawn(process.execPath, [RUNNER, '--size', '32M', '--output', output], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (chunk) => {
-        out += chunk;
-      });
-      child.stderr.on('data', (chunk) => {
-        err += chunk;
-      });
-      child.on('close', (exitCode) => resolve({ code: exitCode, stdout: out, stderr: err }));
-    },
-  );
+  const { code, stdout, stderr } = await runScript(RUNNER, ['--size', '32M', '--output', output]);
   assert.equal(code, 0, `${stdout}\n${stderr}`);
   const result = JSON.parse(fs.readFileSync(output, 'utf8'));
   assert.equal(
