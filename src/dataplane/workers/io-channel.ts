@@ -3,10 +3,10 @@ import { assert } from '../../assert.ts';
 import { type ErrorCode, HornbillError } from '../../errors.ts';
 import { Doorbell } from './doorbell.ts';
 import { InFlightTable, type Settler } from './in-flight-table.ts';
+import { InlineLane } from './inline-lane.ts';
 import {
   errorCodeAt,
   failureFor,
-  type IoHandler,
   type IoRequestFields,
   kCompletionErrorCodeField,
   kCompletionStatusField,
@@ -20,7 +20,6 @@ import {
   kRequestOffsetLowField,
   kRequestOperationField,
   kRequestTagField,
-  loadHandler,
   STATUS_OK,
 } from './io-protocol.ts';
 import {
@@ -32,7 +31,6 @@ import {
 } from './lane.ts';
 import { type LaneThread, type LaneThreadStarter, ownThread } from './lane-thread.ts';
 import { PayloadSlab, type PayloadSlabOptions } from './payload-slab.ts';
-import { RequestServer } from './request-server.ts';
 import { toModuleUrl } from './worker-start.ts';
 
 /** Bounds: at most 64 workers; a lane keeps at most `ringCapacity` requests in flight. */
@@ -106,8 +104,6 @@ interface LaneRecord {
  * waits for the completion. Payload chunks belong to the caller before submit and after
  * the completion (also a failed one: a dead worker no longer touches memory).
  */
-/** Inline pump runs allowed between two event-loop turns (see scheduleInlinePump). */
-const INLINE_RUNS_PER_TURN = 64;
 
 export class IoChannel {
   readonly slab: PayloadSlab;
@@ -124,12 +120,8 @@ export class IoChannel {
   private writableWaiters: (() => void)[] = [];
   private drainedWaiter: (() => void) | undefined;
   private completionLoopRunning = false;
-  private inlineHandler: IoHandler | undefined;
-  private inlineServer: RequestServer | undefined;
-  private inlinePumpScheduled = false;
-  private inlineDepth = 0;
-  private inlineRunsThisTurn = 0;
-  private inlineTurnMarkScheduled = false;
+  /** Worker count 0: the lane served on this thread. */
+  private inline: InlineLane | undefined;
   private closing = false;
   private closed = false;
   private closePromise: Promise<void> | undefined;
@@ -269,7 +261,7 @@ export class IoChannel {
     if (this.workerCount === 0) {
       this.failLane(0, 'WORKER_CHANNEL_CLOSED');
       this.closed = true;
-      await this.inlineHandler?.close?.();
+      await this.inline?.close();
     } else {
       await Promise.all(this.lanes.map((_, index) => this.stopWorker(index)));
       this.closed = true;
@@ -298,62 +290,15 @@ export class IoChannel {
   }
 
   private async startInline(): Promise<void> {
-    const handler = await loadHandler(this.handlerModuleUrl, {
-      workerIndex: 0,
-      inline: true,
-      slab: this.slab,
+    this.inline = await InlineLane.start({
+      handlerModuleUrl: this.handlerModuleUrl,
       handlerData: this.options.handlerData,
+      slab: this.slab,
+      lane: this.lanes[0].lane,
+      drainCompletions: () => this.drainCompletions(),
     });
-    this.inlineHandler = handler;
-    this.inlineServer = new RequestServer(this.lanes[0].lane, this.slab, handler, this.scheduleInlinePump);
     this.setState(this.lanes[0], 'live');
   }
-
-  /**
-   * Inline mode: serves the published requests, then drains the completions. It runs at
-   * once from `submit` and from a handler's completion — no event-loop turn in between, so
-   * inline mode adds no latency to an I/O — except that after INLINE_RUNS_PER_TURN runs
-   * without an event-loop turn it waits for one (setImmediate): a caller that resubmits
-   * from its completion must not starve sockets and timers.
-   */
-  private readonly inlinePump = (): void => {
-    if (this.closed) return;
-    this.inlineDepth++;
-    try {
-      this.inlineServer?.serveAvailable();
-    } finally {
-      this.inlineDepth--;
-    }
-    this.drainCompletions();
-  };
-
-  private readonly scheduleInlinePump = (): void => {
-    // Called while the pump serves (a handler that completed synchronously): the running
-    // pump drains the completions when it has served.
-    if (this.inlineDepth > 0) return;
-    if (this.inlineRunsThisTurn < INLINE_RUNS_PER_TURN) {
-      this.inlineRunsThisTurn++;
-      if (!this.inlineTurnMarkScheduled) {
-        this.inlineTurnMarkScheduled = true;
-        setImmediate(this.markInlineTurn);
-      }
-      this.inlinePump();
-      return;
-    }
-    if (this.inlinePumpScheduled) return;
-    this.inlinePumpScheduled = true;
-    setImmediate(this.scheduledInlinePump);
-  };
-
-  private readonly scheduledInlinePump = (): void => {
-    this.inlinePumpScheduled = false;
-    this.inlinePump();
-  };
-
-  private readonly markInlineTurn = (): void => {
-    this.inlineTurnMarkScheduled = false;
-    this.inlineRunsThisTurn = 0;
-  };
 
   private async spawn(workerIndex: number): Promise<void> {
     const record = this.lanes[workerIndex];
@@ -488,7 +433,7 @@ export class IoChannel {
     words[base + kRequestIdField] = fields.requestId;
     words[base + kRequestFlagsField] = fields.flags;
     requests.commit(slot); // publishes the fields and wakes the worker if it sleeps
-    if (this.workerCount === 0) this.scheduleInlinePump();
+    if (this.workerCount === 0) this.inline?.schedule();
     else this.ensureCompletionLoop();
   }
 
