@@ -41,6 +41,8 @@ export const ErrorCodes = {
   REPLICA_UNREACHABLE: 'The engine cannot connect to a replica, or the connection broke.',
   REPLICA_TIMEOUT: 'A replica did not answer within the replica timeout.',
   REPLICA_PROTOCOL_ERROR: 'A replica or engine sent a frame that breaks the wire protocol.',
+  REBUILD_SOURCE_FAILED:
+    'A rebuild target could not copy a range from its source replica (unreachable, timed out, or a block that fails its checksum); the engine tries another source.',
   ENGINE_REBUILD_BUSY: 'The engine is already rebuilding a replica; one rebuild at a time per volume.',
   ENGINE_CLONE_BUSY:
     'The engine is filling the volume from a clone source; snapshots, reverts, rebuilds and expansion wait until it is done.',

@@ -5,9 +5,9 @@ import type { LayerExtent, LayerInfo } from '../../storage/replica-store.ts';
 import type { ReplicaAddress } from '../protocol/replica-client.ts';
 import { ReplicaClient } from '../protocol/replica-client.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
-import { BandwidthLimiter } from './bandwidth-limiter.ts';
+import { BandwidthLimiter } from '../sync/bandwidth-limiter.ts';
+import { readPackedRuns, STATE_DATA } from '../sync/packed-reads.ts';
 import type { Engine, EngineReplica } from './engine.ts';
-import { readPackedRuns, STATE_DATA } from './packed-reads.ts';
 
 /** Blocks resolved per round of extents requests (64 MiB of volume). */
 const RANGE_BLOCKS = 16384;

@@ -1,29 +1,19 @@
 import { HornbillError, isHornbillError } from '../../errors.ts';
 import type { Logger } from '../../logging.ts';
 import { BLOCK_SIZE, HEAD_DISPLAY_NAME } from '../../storage/constants.ts';
-import type { LayerExtent, LayerInfo } from '../../storage/replica-store.ts';
-import { ReplicaClient } from '../protocol/replica-client.ts';
+import type { LayerInfo } from '../../storage/replica-store.ts';
+import type { ReplicaClient } from '../protocol/replica-client.ts';
+import type { PullResult } from '../replica/range-pull.ts';
 import type { ReplicaInfo } from '../replica/replica-control.ts';
-import { BandwidthLimiter } from './bandwidth-limiter.ts';
 import type { Engine, EngineReplica } from './engine.ts';
-import { readPackedRuns, STATE_DATA } from './packed-reads.ts';
 
-/** Blocks compared per extents request (64 MiB of volume). */
-const RANGE_BLOCKS = 16384;
-/** Blocks a data transfer spans at most (1 MiB of volume; also the transfer buffer's size). */
-const TRANSFER_BLOCKS = 256;
 /**
- * Data blocks one transfer carries at most (256 KiB). The target writes each transfer as one
- * unit while the volume's own writes to it wait behind: with 1 MiB transfers a foreground
- * QD1 write's p99 during a rebuild was 12–14 ms, with 256 KiB 8–10 ms and the workload got
- * 20–30 % more I/O done, for the same rebuild time (bench/compare/rebuild.ts --size 1G,
- * three runs each, 2026-11-26).
+ * Blocks one pullRange request covers at most (16 MiB of volume): the target answers within
+ * the replica timeout even on a slow disk, and progress moves in steps of this size.
  */
-const TRANSFER_DATA_BLOCKS = 64;
-/** Matching blocks a data span may bridge to take in the next differing block (32 KiB). */
-const MERGE_GAP_BLOCKS = 8;
-
-const STATE_ZERO = 2;
+const PULL_BLOCKS = 4096;
+/** With a bandwidth limit, a pull covers about this much time's worth of data at its rate. */
+const PULL_SECONDS = 2;
 
 export interface RebuildProgress {
   target: string;
@@ -63,9 +53,11 @@ interface Work {
  * 2. The target's chain is made the source's: missing layers created, parents and metadata
  *    set, surplus layers deleted.
  * 3. Each layer is compared range by range — extents and checksums from a source and from the
- *    target — and only blocks that differ are sent (holes stay holes; a returning replica
- *    that was away for a minute receives what changed in that minute). Ranges are spread
- *    over every RW replica, read in parallel; a source that fails hands its range to another.
+ *    target — and only blocks that differ are copied (holes stay holes; a returning replica
+ *    that was away for a minute receives what changed in that minute). The engine hands the
+ *    ranges to the target (`pullRange`), which copies them straight from the source named
+ *    (replica/range-pull.ts): the data crosses the network once. Ranges are spread over
+ *    every RW replica, read in parallel; a source that fails hands its range to another.
  *    Every block is checked against its checksum when the target stores it.
  * 4. At an I/O boundary: the target takes the source's revision counter, stops being
  *    rebuilding, and turns RW.
@@ -76,14 +68,12 @@ export class Rebuild {
   private readonly target: EngineReplica;
   private readonly client: ReplicaClient;
   private readonly options: RebuildOptions;
-  private readonly limiter: BandwidthLimiter;
 
   constructor(engine: Engine, target: EngineReplica, client: ReplicaClient, options: RebuildOptions) {
     this.engine = engine;
     this.target = target;
     this.client = client;
     this.options = options;
-    this.limiter = new BandwidthLimiter(options.bandwidthBytesPerSecond ?? 0);
     this.progress = {
       target: client.label,
       state: 'preparing',
@@ -188,94 +178,67 @@ export class Rebuild {
 
   private async syncLayers(layers: LayerInfo[]): Promise<void> {
     const sizeBytes = this.engine.sizeBytes;
+    // One pipeline per source replica: several healthy replicas are read at once, and the
+    // bandwidth limit is shared among them.
+    const pipelineCount = this.sources().length;
+    const limit = this.options.bandwidthBytesPerSecond ?? 0;
+    const pipelineLimit = limit > 0 ? limit / pipelineCount : 0;
+    const pullBlocks =
+      pipelineLimit > 0
+        ? Math.max(16, Math.min(PULL_BLOCKS, Math.floor((pipelineLimit * PULL_SECONDS) / BLOCK_SIZE)))
+        : PULL_BLOCKS;
     const work: Work[] = [];
     for (const layer of layers) {
       const layerBlocks = Math.min(layer.sizeBytes, sizeBytes) / BLOCK_SIZE;
-      for (let startBlock = 0; startBlock < layerBlocks; startBlock += RANGE_BLOCKS) {
+      for (let startBlock = 0; startBlock < layerBlocks; startBlock += pullBlocks) {
         work.push({
           layer: layer.name,
           startBlock,
-          blockCount: Math.min(RANGE_BLOCKS, layerBlocks - startBlock),
+          blockCount: Math.min(pullBlocks, layerBlocks - startBlock),
         });
       }
     }
-    // One pipeline per source replica: several healthy replicas are read at once.
-    const pipelines = this.sources().map((_, index) => this.pipeline(work, index));
+    const pipelines = Array.from({ length: pipelineCount }, (_, index) =>
+      this.pipeline(work, index, pipelineLimit),
+    );
     await Promise.all(pipelines);
   }
 
-  private async pipeline(work: Work[], preferred: number): Promise<void> {
-    const buffer = Buffer.alloc(TRANSFER_BLOCKS * BLOCK_SIZE);
+  /**
+   * Hands ranges to the target one at a time: the target compares each with a source's and
+   * copies what differs straight from that source (replica/range-pull.ts). A source that
+   * fails (REBUILD_SOURCE_FAILED) hands the range to another.
+   */
+  private async pipeline(work: Work[], preferred: number, bandwidthBytesPerSecond: number): Promise<void> {
     for (let item = work.shift(); item !== undefined; item = work.shift()) {
       for (let attempt = 0; ; attempt++) {
         const sources = this.sources();
         const source = sources[(preferred + attempt) % sources.length];
         try {
-          await this.syncRange(source.client!, item, buffer);
+          const result = await this.client.control<PullResult>('pullRange', {
+            source: source.address,
+            layer: item.layer,
+            startBlock: item.startBlock,
+            blockCount: item.blockCount,
+            bandwidthBytesPerSecond,
+            timeoutMs: this.engine.replicaTimeoutMs,
+          });
+          this.progress.doneBytes += result.examinedBytes;
+          this.progress.transferredBytes += result.transferredBytes;
           break;
         } catch (error) {
-          // A source that broke or holds a bad block: try the range from another one.
-          const sourceProblem =
-            ReplicaClient.isConnectionFailure(error) || isHornbillError(error, 'STORE_CHECKSUM_MISMATCH');
-          if (this.client.failed || !sourceProblem || attempt >= 3) throw error;
+          if (!isHornbillError(error, 'REBUILD_SOURCE_FAILED') || this.client.failed || attempt >= 3)
+            throw error;
+          // Copied before the source failed; the retry skips these blocks.
+          const copied = error.details.transferredBytes;
+          if (typeof copied === 'number') this.progress.transferredBytes += copied;
           this.options.log('warn', 'rebuild source failed for a range; trying another replica', {
             volume: this.engine.name,
-            source: source.client?.label,
+            source: `${source.address.host}:${source.address.port}`,
             error: (error as Error).message,
           });
         }
       }
-    }
-  }
-
-  /** Compares one range of one layer and sends what differs. */
-  private async syncRange(source: ReplicaClient, item: Work, buffer: Buffer): Promise<void> {
-    const [wanted, held] = await Promise.all([
-      source.layerExtents(item.layer, item.startBlock, item.blockCount),
-      this.client.layerExtents(item.layer, item.startBlock, item.blockCount),
-    ]);
-    const want = blockMap(wanted, item);
-    const have = blockMap(held, item);
-    let index = 0;
-    while (index < item.blockCount) {
-      if (!differs(want, have, index)) {
-        if (want.states[index] === STATE_DATA) this.progress.doneBytes += BLOCK_SIZE;
-        index++;
-        continue;
-      }
-      const action = want.states[index];
-      const end =
-        action === STATE_DATA
-          ? dataSpanEnd(want, have, index, item.blockCount)
-          : holeRunEnd(want, have, index, item.blockCount);
-      const count = end - index;
-      const startBlock = item.startBlock + index;
-      const states = want.states.subarray(index, end);
-      const checksums = want.checksums.subarray(index, end);
-      if (action === STATE_DATA) {
-        // One write for the span, whose data runs are read from the source all at once
-        // (pipelined on one connection): a fragmented layer (4 KiB data / 4 KiB hole)
-        // costs two round trips per span, not two per run. On the wire a layer write
-        // carries the data of its DATA blocks only, packed; blocks of the span that already
-        // match are sent again unchanged.
-        let dataBlocks = 0;
-        for (let block = 0; block < count; block++) if (states[block] === STATE_DATA) dataBlocks++;
-        await this.limiter.take(dataBlocks * BLOCK_SIZE);
-        // Every read settles before the buffer can be reused (a retry from another source).
-        await readPackedRuns(source, startBlock, states, 0, count, () => item.layer, buffer);
-        const data = buffer.subarray(0, dataBlocks * BLOCK_SIZE);
-        await this.client.writeLayer(startBlock, { layer: item.layer, states, checksums, data });
-        this.progress.transferredBytes += dataBlocks * BLOCK_SIZE;
-        this.progress.doneBytes += dataBlocks * BLOCK_SIZE;
-      } else {
-        await this.client.writeLayer(startBlock, {
-          layer: item.layer,
-          states,
-          checksums,
-          data: Buffer.alloc(0),
-        });
-      }
-      index = end;
     }
   }
 
@@ -289,56 +252,6 @@ export class Rebuild {
       this.engine.setMode(this.target, 'RW');
     });
   }
-}
-
-interface BlockMap {
-  states: Uint8Array;
-  checksums: Uint32Array;
-}
-
-function blockMap(extents: LayerExtent[], item: Work): BlockMap {
-  const map: BlockMap = {
-    states: new Uint8Array(item.blockCount),
-    checksums: new Uint32Array(item.blockCount),
-  };
-  for (const extent of extents) {
-    for (let block = 0; block < extent.blockCount; block++) {
-      const index = extent.startBlock - item.startBlock + block;
-      map.states[index] = extent.state === 'data' ? STATE_DATA : STATE_ZERO;
-      map.checksums[index] = extent.checksums?.[block] ?? 0;
-    }
-  }
-  return map;
-}
-
-/**
- * End of a span that starts at a differing data block: further differing blocks join it
- * while the gap of matching blocks before them is at most MERGE_GAP_BLOCKS, up to
- * TRANSFER_BLOCKS blocks in all and TRANSFER_DATA_BLOCKS data blocks (every data block of
- * the span is sent, bridged ones too). Ends after its last differing block.
- */
-function dataSpanEnd(want: BlockMap, have: BlockMap, start: number, limit: number): number {
-  let last = start;
-  let dataBlocks = 1;
-  for (let probe = start + 1; probe < limit && probe - start < TRANSFER_BLOCKS; probe++) {
-    if (probe - last - 1 > MERGE_GAP_BLOCKS) break;
-    if (want.states[probe] === STATE_DATA) dataBlocks++;
-    if (dataBlocks > TRANSFER_DATA_BLOCKS) break;
-    if (differs(want, have, probe)) last = probe;
-  }
-  return last + 1;
-}
-
-/** End of a run of differing blocks of the same non-data state (zeros or absent). */
-function holeRunEnd(want: BlockMap, have: BlockMap, start: number, limit: number): number {
-  let end = start + 1;
-  while (end < limit && want.states[end] === want.states[start] && differs(want, have, end)) end++;
-  return end;
-}
-
-function differs(want: BlockMap, have: BlockMap, index: number): boolean {
-  if (want.states[index] !== have.states[index]) return true;
-  return want.states[index] === STATE_DATA && want.checksums[index] !== have.checksums[index];
 }
 
 /** Parents before children. */

@@ -49,6 +49,9 @@ interface Slot {
 
 const noop = () => {};
 
+/** Bytes one read of a TCP connection takes at most: a 256 KiB data answer and then some. */
+const RECEIVE_BUFFER_BYTES = 512 * 1024;
+
 /**
  * One pipelined connection from an engine to a replica. Many requests are in flight;
  * responses are matched by sequence number (slot index in the low 16 bits, a counter in
@@ -128,10 +131,8 @@ export class ReplicaClient {
       await this.connectTcp(connectTimeoutMs);
     }
     const socket = this.socket!;
-    socket.on('data', (chunk: Buffer) => {
-      this.lastActivity = performance.now();
-      this.reader.push(chunk);
-    });
+    // Over TCP the bytes arrive through `onread` into one buffer (connectTcp); in memory as chunks.
+    if (inThread !== undefined) socket.on('data', (chunk: Buffer) => this.received(chunk));
     socket.on('error', (error) =>
       this.fail(new HornbillError('REPLICA_UNREACHABLE', `replica ${this.label}: ${error.message}`)),
     );
@@ -148,8 +149,28 @@ export class ReplicaClient {
     this.timer.unref();
   }
 
+  private received(chunk: Buffer): void {
+    this.lastActivity = performance.now();
+    this.reader.push(chunk);
+  }
+
   private async connectTcp(connectTimeoutMs: number): Promise<void> {
-    const socket = net.connect({ host: this.address.host, port: this.address.port, noDelay: true });
+    // Received bytes land in one buffer of the connection's, reused for every read (no
+    // allocation per chunk, and a large read takes in a whole data answer at once); the
+    // frame reader consumes each chunk before the next read.
+    const receiveBuffer = Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES);
+    const socket = net.connect({
+      host: this.address.host,
+      port: this.address.port,
+      noDelay: true,
+      onread: {
+        buffer: receiveBuffer,
+        callback: (bytes: number, buffer: Uint8Array) => {
+          this.received((buffer as Buffer).subarray(0, bytes));
+          return true;
+        },
+      },
+    });
     this.socket = socket;
     this.cork.attach(socket);
     await new Promise<void>((resolve, reject) => {

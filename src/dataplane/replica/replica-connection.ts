@@ -22,6 +22,7 @@ import {
   encodeJson,
   isBlockAligned,
 } from '../protocol/payloads.ts';
+import { applyLayerWrite } from './apply-layer-write.ts';
 import type { ReplicaControl } from './replica-control.ts';
 import { ResponseArena } from './response-arena.ts';
 
@@ -270,10 +271,12 @@ export class ReplicaConnection {
     if (typeof request !== 'object' || request === null) {
       throw new HornbillError('INVALID_ARGUMENT', 'a control request is a JSON object {method, params}');
     }
-    this.control.call(request.method, request.params).then(
-      (result) => this.respond(sequence, Op.OK, encodeJson(result ?? null)),
-      (error) => this.respondError(sequence, error),
-    );
+    this.control
+      .call(request.method, request.params, () => this.closed)
+      .then(
+        (result) => this.respond(sequence, Op.OK, encodeJson(result ?? null)),
+        (error) => this.respondError(sequence, error),
+      );
   }
 
   private layerExtents(sequence: number, payload: Buffer): void {
@@ -328,25 +331,7 @@ export class ReplicaConnection {
     }
     this.requireIoLength(header);
     const startBlock = header.offsetBytes / BLOCK_SIZE;
-    const write = decodeLayerWrite(payload, header.lengthBytes / BLOCK_SIZE);
-    // Runs of one state go to the store together; data runs are contiguous in the packed data.
-    let index = 0;
-    let dataAt = 0;
-    while (index < write.states.length) {
-      const state = write.states[index];
-      let end = index + 1;
-      while (end < write.states.length && write.states[end] === state) end++;
-      const dataBytes = state === 1 ? (end - index) * BLOCK_SIZE : 0;
-      this.store.writeLayerBlocks(
-        write.layer,
-        startBlock + index,
-        write.states.subarray(index, end),
-        write.checksums.subarray(index, end),
-        dataBytes > 0 ? write.data.subarray(dataAt, dataAt + dataBytes) : null,
-      );
-      dataAt += dataBytes;
-      index = end;
-    }
+    applyLayerWrite(this.store, startBlock, decodeLayerWrite(payload, header.lengthBytes / BLOCK_SIZE));
     this.respond(header.sequence, Op.OK, null);
   }
 

@@ -1,7 +1,9 @@
 import { setImmediate as yieldToIo } from 'node:timers/promises';
 import { HornbillError } from '../../errors.ts';
+import type { Logger } from '../../logging.ts';
 import type { PurgeJob } from '../../storage/purge.ts';
 import type { LayerInfo, ReplicaStore, VerifyReport } from '../../storage/replica-store.ts';
+import { parsePullRequest, RangePuller } from './range-pull.ts';
 
 /**
  * The control methods of a replica, carried by CONTROL frames on the data connection (so a
@@ -38,10 +40,17 @@ function field<T>(
 
 export class ReplicaControl {
   private readonly store: ReplicaStore;
+  private readonly puller: RangePuller;
   private purgeRun: Promise<{ purgedLayers: number; copiedBytes: number }> | undefined;
 
-  constructor(store: ReplicaStore) {
+  constructor(store: ReplicaStore, log: Logger) {
     this.store = store;
+    this.puller = new RangePuller(store, log);
+  }
+
+  /** Closes the connections a rebuild opened to its sources. */
+  close(): void {
+    this.puller.closeAll();
   }
 
   info(): ReplicaInfo {
@@ -54,8 +63,11 @@ export class ReplicaControl {
     };
   }
 
-  /** Runs one control method; the result is JSON-serializable. */
-  async call(method: unknown, rawParams: unknown): Promise<unknown> {
+  /**
+   * Runs one control method; the result is JSON-serializable. `cancelled` tells a long
+   * method (pullRange) that whoever asked is gone.
+   */
+  async call(method: unknown, rawParams: unknown, cancelled: () => boolean = () => false): Promise<unknown> {
     const params: Params =
       rawParams === undefined ? {} : field<Params>({ params: rawParams }, 'params', 'object');
     const store = this.store;
@@ -80,9 +92,14 @@ export class ReplicaControl {
         return this.info();
       case 'hashSnapshot':
         return { hash: store.hashSnapshot(field(params, 'name', 'string')) };
-      case 'setRebuilding':
-        store.setRebuilding(field(params, 'rebuilding', 'boolean'));
+      case 'setRebuilding': {
+        const rebuilding = field<boolean>(params, 'rebuilding', 'boolean');
+        store.setRebuilding(rebuilding);
+        if (!rebuilding) this.puller.closeAll();
         return null;
+      }
+      case 'pullRange':
+        return this.puller.pull(parsePullRequest(params), cancelled);
       case 'setRevisionCounter':
         store.setRevisionCounter(field(params, 'revisionCounter', 'number'));
         return null;

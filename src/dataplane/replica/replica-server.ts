@@ -36,7 +36,7 @@ export class ReplicaServer {
   constructor(options: ReplicaServerOptions) {
     this.options = options;
     this.store = options.store;
-    this.control = new ReplicaControl(options.store);
+    this.control = new ReplicaControl(options.store, options.log);
     this.server = net.createServer((socket) =>
       this.accept(socket, `${socket.remoteAddress}:${socket.remotePort}`),
     );
@@ -97,6 +97,7 @@ export class ReplicaServer {
 
   /** Stops listening and closes every connection; the store stays open (its owner closes it). */
   async close(): Promise<void> {
+    this.control.close();
     this.withdrawInThread?.();
     this.withdrawInThread = undefined;
     for (const socket of this.sockets) socket.destroy();

@@ -3,16 +3,18 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /**
  * A token bucket for rebuild traffic: `take(bytes)` waits until the bytes fit in the rate.
  * The bucket holds at most one second of tokens, so a pause is not followed by a burst
- * larger than a second's worth. A rate of 0 means no limit.
+ * larger than a second's worth. A rate of 0 means no limit. The bucket starts full, or with
+ * `initialTokens` (0: the first bytes already wait for their share of the rate — for a
+ * limiter made per request, which would otherwise let every request burst).
  */
 export class BandwidthLimiter {
   private readonly bytesPerSecond: number;
   private tokens: number;
   private last = performance.now();
 
-  constructor(bytesPerSecond: number) {
+  constructor(bytesPerSecond: number, initialTokens = bytesPerSecond) {
     this.bytesPerSecond = bytesPerSecond;
-    this.tokens = bytesPerSecond;
+    this.tokens = Math.min(initialTokens, bytesPerSecond);
   }
 
   async take(bytes: number): Promise<void> {
