@@ -29,16 +29,20 @@ test('bench/engine smoke run: every table, every cell, nothing left behind', asy
     '0.0625',
   ]);
   assert.equal(code, 0, `${stdout}\n${stderr}`);
-  const rows = stdout.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| workload'));
-  // Five workloads in each of the three tables.
-  assert.equal(rows.length, 15, stdout);
+  const rows = stdout
+    .split('\n')
+    .filter((line) => line.startsWith('| ') && !line.startsWith('| workload') && !line.startsWith('| round'));
+  // Five workloads in each of the three tables, and three rebuild rounds.
+  assert.equal(rows.length, 18, stdout);
   for (const row of rows) {
     const cells = row.split('|').slice(2, -1);
     for (const cell of cells) assert.match(cell, /\d/, `every cell holds a figure: ${row}`);
   }
   assert.match(stdout, /engine, 1 local replica \| engine, 1 local \+ 2 remote/);
-  assert.match(stdout, /Rebuild of a fully written 0\.0625 GiB volume \(2 RW sources, 64 MiB sent\)/);
-  assert.match(stdout, /\*\*Rebuild at \d+ %\*\* of cp's rate, \*\*\d+ %\*\* of cp \+ sync/);
+  assert.match(stdout, /Rebuild of a fully written 0\.0625 GiB volume from 2 RW sources/);
+  const rounds = rows.filter((row) => /^\| \d \| [\d.]+ s \(\d+ MiB\/s\)/.test(row));
+  assert.equal(rounds.length, 3, stdout);
+  for (const round of rounds) assert.match(round, /\*\*\d+ %\*\* \| \*\*\d+ %\*\* \|$/);
   assert.equal(
     fs.readFileSync(RESULTS, 'utf8'),
     resultsBefore,
