@@ -110,8 +110,23 @@ export class InThreadSocket extends EventEmitter implements ByteStream {
   }
 }
 
+/**
+ * What a replica server of this thread offers besides the link: reads served straight from
+ * its store, synchronously — no frame, no tick (ReplicaClient.read). A read sees every write
+ * the replica has acknowledged, which is all a read may rely on.
+ */
+export interface InThreadReader {
+  /** Reads `target.length` bytes at `offsetBytes`, every block checked against its checksum. */
+  read(offsetBytes: number, target: Uint8Array): void;
+}
+
+interface Offer {
+  accept: (socket: InThreadSocket) => void;
+  reader: InThreadReader | undefined;
+}
+
 /** Replica servers of this thread that accept in-thread connections, by "host:port". */
-const listeners = new Map<string, (socket: InThreadSocket) => void>();
+const listeners = new Map<string, Offer>();
 
 const keyOf = (address: ReplicaAddress) => `${address.host}:${address.port}`;
 
@@ -120,20 +135,30 @@ const keyOf = (address: ReplicaAddress) => `${address.host}:${address.port}`;
  * each new link. Returns the function that withdraws it. Modules are per thread in Node, so
  * this registry is too: an engine in another thread or process connects over TCP.
  */
-export function offerInThread(address: ReplicaAddress, accept: (socket: InThreadSocket) => void): () => void {
+export function offerInThread(
+  address: ReplicaAddress,
+  accept: (socket: InThreadSocket) => void,
+  reader?: InThreadReader,
+): () => void {
   const key = keyOf(address);
   assert(!listeners.has(key), `an in-thread listener already serves ${key}`);
-  listeners.set(key, accept);
+  const offer: Offer = { accept, reader };
+  listeners.set(key, offer);
   return () => {
-    if (listeners.get(key) === accept) listeners.delete(key);
+    if (listeners.get(key) === offer) listeners.delete(key);
   };
 }
 
-/** The client's end of a new in-thread link to `address`, or undefined when no server of this thread offers it. */
-export function connectInThread(address: ReplicaAddress): InThreadSocket | undefined {
-  const accept = listeners.get(keyOf(address));
-  if (accept === undefined) return undefined;
+/**
+ * A new in-thread link to `address` — the client's end, and the server's direct reader if
+ * it offers one — or undefined when no server of this thread offers `address`.
+ */
+export function connectInThread(
+  address: ReplicaAddress,
+): { socket: InThreadSocket; reader: InThreadReader | undefined } | undefined {
+  const offer = listeners.get(keyOf(address));
+  if (offer === undefined) return undefined;
   const [client, server] = InThreadSocket.pair();
-  accept(server);
-  return client;
+  offer.accept(server);
+  return { socket: client, reader: offer.reader };
 }

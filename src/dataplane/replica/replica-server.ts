@@ -72,10 +72,15 @@ export class ReplicaServer {
     const listening = { host: address.address, port: address.port };
     if (this.options.inThread === true) {
       const accept = (socket: InThreadSocket) => this.accept(socket, 'in-thread');
-      const withdrawals = [offerInThread(listening, accept)];
+      // Reads go straight to the store (in-thread-link.ts InThreadReader); a closed store
+      // answers STORE_CLOSED, which the client takes as the replica gone.
+      const reader = {
+        read: (offsetBytes: number, target: Uint8Array) => this.store.read(offsetBytes, target),
+      };
+      const withdrawals = [offerInThread(listening, accept, reader)];
       // Engines name the replica by the address they were given, which may be the configured host.
       if (this.options.host !== listening.host)
-        withdrawals.push(offerInThread({ host: this.options.host, port: listening.port }, accept));
+        withdrawals.push(offerInThread({ host: this.options.host, port: listening.port }, accept, reader));
       this.withdrawInThread = () => {
         for (const withdraw of withdrawals) withdraw();
       };

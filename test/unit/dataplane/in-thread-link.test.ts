@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -15,12 +16,13 @@ import { defer, patternBytes, tempDirectory } from '../../helpers/temp.ts';
 const MiB = 1024 * 1024;
 
 async function serve(t: TestContext, name: string, inThread: boolean) {
-  const store = ReplicaStore.create(path.join(tempDirectory(t), name), { sizeBytes: 16 * MiB });
+  const directory = path.join(tempDirectory(t), name);
+  const store = ReplicaStore.create(directory, { sizeBytes: 16 * MiB });
   const server = new ReplicaServer({ store, host: '127.0.0.1', port: 0, log: silentLogger, inThread });
   const address = await server.listen();
   defer(t, () => store.close());
   defer(t, () => void server.close());
-  return { store, server, address };
+  return { directory, store, server, address };
 }
 
 test('an in-thread link delivers what one run wrote as one chunk, on the next tick, in order', async () => {
@@ -133,12 +135,78 @@ test('an engine over an in-thread replica and a TCP replica keeps both identical
   assert.ok(check.equals(patternBytes(99, 4096)));
 });
 
+test('reads of an in-thread replica go straight to its store: a damaged block is repaired from the other replica, a closed store is a replica gone', async (t) => {
+  const local = await serve(t, 'local', true);
+  const remote = await serve(t, 'remote', false);
+  const engine = await Engine.start({
+    name: 'direct',
+    replicas: [{ address: local.address, local: true }, { address: remote.address }],
+    log: silentLogger,
+    preferLocalReplica: true,
+  });
+  defer(t, () => void engine.close());
+  const data = patternBytes(21, MiB);
+  await engine.write(0, data);
+  await engine.flush();
+  // Every read is served by the local store without a frame (over the link, the replica
+  // server would read with readWithChecksums to fill the answer's checksum section).
+  const calls = { read: 0, readWithChecksums: 0 };
+  const store = local.store;
+  const read = store.read.bind(store);
+  const readWithChecksums = store.readWithChecksums.bind(store);
+  store.read = (offsetBytes, target) => {
+    calls.read++;
+    read(offsetBytes, target);
+  };
+  store.readWithChecksums = (offsetBytes, target, checksums) => {
+    calls.readWithChecksums++;
+    readWithChecksums(offsetBytes, target, checksums);
+  };
+  const viaEngine = Buffer.alloc(MiB);
+  for (let round = 0; round < 4; round++) await engine.read(0, viaEngine);
+  assert.ok(viaEngine.equals(data));
+  assert.ok(calls.read >= 4, 'each read went to the local store');
+  assert.equal(calls.readWithChecksums, 0, 'no read crossed the link');
+  // Damage block 3 of the local copy behind the store's back: the read answers good data
+  // from the remote copy and repairs the local one.
+  const layers = path.join(local.directory, 'layers');
+  const head = path.join(layers, fs.readdirSync(layers).sort().at(-1)!);
+  const fd = fs.openSync(head, 'r+');
+  fs.writeSync(fd, Buffer.from([1, 2, 3]), 0, 3, 3 * 4096 + 11);
+  fs.closeSync(fd);
+  const repaired = Buffer.alloc(MiB);
+  await engine.read(0, repaired);
+  assert.ok(repaired.equals(data));
+  // The repair runs behind the read's answer.
+  const localCopy = Buffer.alloc(MiB);
+  for (let wait = 0; ; wait++) {
+    try {
+      local.store.read(0, localCopy);
+      break;
+    } catch (error) {
+      if (wait === 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+  assert.ok(localCopy.equals(data), 'the local copy was repaired');
+  // The store closed under a live link: the next read finds it gone, the volume reads on.
+  local.store.close();
+  const after = Buffer.alloc(MiB);
+  await engine.read(0, after);
+  assert.ok(after.equals(data));
+  assert.deepEqual(
+    engine.status().map((replica) => replica.mode),
+    ['ERR', 'RW'],
+  );
+});
+
 test('a malformed frame over an in-thread link closes that link and changes nothing', async (t) => {
   const local = await serve(t, 'local', true);
   local.store.write(0, patternBytes(1, 4096));
   const before = local.store.revisionCounter;
-  const socket = connectInThread(local.address);
-  assert.ok(socket !== undefined);
+  const link = connectInThread(local.address);
+  assert.ok(link !== undefined);
+  const socket = link.socket;
   let closed = false;
   socket.on('close', () => {
     closed = true;
