@@ -41,8 +41,15 @@ export interface PullResult {
   transferredBytes: number;
 }
 
-/** Spans one pull keeps in flight: the source reads the next ones while this one is stored. */
-const TRANSFERS_IN_FLIGHT = 4;
+/**
+ * Spans one pull keeps in flight: the source reads the next one while this one is stored.
+ * More make the target's thread busier with the rebuild and the volume's own writes to it
+ * wait longer: rebuilding 1 GiB from 2 sources under a QD1 70/30 workload
+ * (bench/compare/rebuild.ts --size 1G, 2026-11-26) took 2.6–2.7 s with 4 in flight and the
+ * workload's write p99 was 15–18 ms; 2.5–3.1 s and 9.4 ms with 3; 3.1–3.2 s and 6.3–6.9 ms
+ * with 2 (relayed through the engine, before pullRange: 4.1–4.5 s and 8.2–9.6 ms).
+ */
+const TRANSFERS_IN_FLIGHT = 2;
 /** A connection to a source unused this long is closed. */
 const IDLE_CLOSE_MS = 30_000;
 
