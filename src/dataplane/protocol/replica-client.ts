@@ -306,6 +306,33 @@ export class ReplicaClient {
     await this.send(slot, Op.READ_LAYER, startBlock * 4096, target.length, payload.length, 0, payload, null);
   }
 
+  /**
+   * Reads the data blocks among `blockCount` blocks of a layer from `startBlock`, packed in
+   * block order into `target` (as many blocks as the range holds data; a different count is
+   * REPLICA_PROTOCOL_ERROR), checked against the replica's checksums.
+   */
+  async readLayerPacked(
+    layer: string,
+    startBlock: number,
+    blockCount: number,
+    target: Uint8Array,
+  ): Promise<void> {
+    const slot = await this.acquire();
+    slot.target = target;
+    slot.offsetBytes = startBlock * 4096;
+    const payload = encodeJson({ layer, packed: true });
+    await this.send(
+      slot,
+      Op.READ_LAYER,
+      startBlock * 4096,
+      blockCount * 4096,
+      payload.length,
+      0,
+      payload,
+      null,
+    );
+  }
+
   async writeLayer(startBlock: number, write: LayerWrite): Promise<void> {
     const [head, data] = encodeLayerWrite(write);
     const slot = await this.acquire();

@@ -12,7 +12,7 @@ import { BLOCK_SIZE, MAX_IO_BLOCKS } from '../../storage/constants.ts';
 import type { ReplicaStore } from '../../storage/replica-store.ts';
 import { type ReplicaAddress, ReplicaClient } from '../protocol/replica-client.ts';
 import { BandwidthLimiter } from '../sync/bandwidth-limiter.ts';
-import { readPackedRuns, STATE_DATA } from '../sync/packed-reads.ts';
+import { STATE_DATA } from '../sync/packed-reads.ts';
 import {
   type BlockMap,
   blockMap,
@@ -103,6 +103,7 @@ export class RangePuller {
   ): Promise<PullResult> {
     const { layer, startBlock, blockCount } = request;
     const wanted = await fromSource(request, client.layerExtents(layer, startBlock, blockCount));
+    if (cancelled()) throw engineGone(request);
     const want = blockMap(wanted, startBlock, blockCount);
     const have = blockMap(this.store.layerExtents(layer, startBlock, blockCount), startBlock, blockCount);
     // A limiter per pull starts empty: consecutive pulls cannot each burst a second's worth.
@@ -171,11 +172,12 @@ export class RangePuller {
     await limiter.take(dataBytes);
     const buffer = this.freeBuffers.pop() ?? Buffer.alloc(TRANSFER_DATA_BLOCKS * BLOCK_SIZE);
     try {
-      // Every read settles before readPackedRuns returns or throws: the buffer is free again.
+      // One request for the span's data blocks, whatever holes lie between them; it settles
+      // before this goes on (the buffer is free again in `finally`).
       const startBlock = request.startBlock + from;
       await fromSource(
         request,
-        readPackedRuns(client, startBlock, states, 0, count, () => request.layer, buffer),
+        client.readLayerPacked(request.layer, startBlock, count, buffer.subarray(0, dataBytes)),
       );
       if (cancelled()) throw engineGone(request);
       const checksums = want.checksums.subarray(from, end);

@@ -306,13 +306,17 @@ export class ReplicaConnection {
   }
 
   private readLayer(header: FrameHeader, payload: Buffer): void {
-    const request = decodeJson(payload, 'layer read') as { layer?: unknown };
+    const request = decodeJson(payload, 'layer read') as { layer?: unknown; packed?: unknown };
     if (typeof request?.layer !== 'string' || !isBlockAligned(header.offsetBytes, header.lengthBytes)) {
       throw new HornbillError('INVALID_ARGUMENT', 'a layer read names a layer and covers whole blocks');
     }
     this.requireIoLength(header);
     const startBlock = header.offsetBytes / BLOCK_SIZE;
     const blocks = header.lengthBytes / BLOCK_SIZE;
+    if (request.packed === true) {
+      this.readLayerPacked(header.sequence, request.layer, startBlock, blocks);
+      return;
+    }
     const frame = this.arena.take(FRAME_HEADER_BYTES + blocks * 4 + header.lengthBytes);
     this.store.readLayerBlocks(request.layer, startBlock, frame.subarray(FRAME_HEADER_BYTES + blocks * 4));
     let at = FRAME_HEADER_BYTES;
@@ -323,6 +327,31 @@ export class ReplicaConnection {
       }
     }
     this.writeFrame(frame, header.sequence, Op.OK, blocks * 4 + header.lengthBytes);
+  }
+
+  /**
+   * A packed layer read: the range's data blocks only, one after another in block order
+   * (their checksums, then their data), whatever holes lie between them — a fragmented
+   * layer is read in one request, not one per run of data.
+   */
+  private readLayerPacked(sequence: number, layer: string, startBlock: number, blocks: number): void {
+    const extents = this.store.layerExtents(layer, startBlock, blocks);
+    let dataBlocks = 0;
+    for (const extent of extents) if (extent.state === 'data') dataBlocks += extent.blockCount;
+    const frame = this.arena.take(FRAME_HEADER_BYTES + dataBlocks * (4 + BLOCK_SIZE));
+    let checksumAt = FRAME_HEADER_BYTES;
+    let dataAt = FRAME_HEADER_BYTES + dataBlocks * 4;
+    for (const extent of extents) {
+      if (extent.state !== 'data') continue;
+      const length = extent.blockCount * BLOCK_SIZE;
+      this.store.readLayerBlocks(layer, extent.startBlock, frame.subarray(dataAt, dataAt + length));
+      dataAt += length;
+      for (const checksum of extent.checksums ?? []) {
+        frame.writeUInt32LE(checksum, checksumAt);
+        checksumAt += 4;
+      }
+    }
+    this.writeFrame(frame, sequence, Op.OK, dataBlocks * (4 + BLOCK_SIZE));
   }
 
   private writeLayer(header: FrameHeader, payload: Buffer): void {

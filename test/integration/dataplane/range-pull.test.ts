@@ -81,6 +81,41 @@ test('a pull copies only the blocks that differ, straight from the source: after
   assert.deepEqual(again, { examinedBytes: 4 * MiB + 40 * 1024, transferredBytes: 0 });
 });
 
+test('a fragmented layer (4 KiB data, 4 KiB hole) is copied with its holes, data packed on the wire', async (t) => {
+  const source = await serve(t, 'source');
+  const target = await serve(t, 'target');
+  for (let block = 0; block < 512; block += 2) source.store.write(block * BLOCK, patternBytes(block, BLOCK));
+  source.store.snapshot('base');
+  target.store.setRebuilding(true);
+  target.store.createLayer({ name: 'base', parent: null });
+  // A packed read answers the data blocks of a range only, in order.
+  const reader = new ReplicaClient({ address: source.address, log: silentLogger });
+  await reader.connect();
+  defer(t, () => reader.close());
+  const packed = Buffer.alloc(4 * BLOCK);
+  await reader.readLayerPacked('base', 10, 8, packed);
+  for (let index = 0; index < 4; index++)
+    assert.ok(
+      packed.subarray(index * BLOCK, (index + 1) * BLOCK).equals(patternBytes(10 + 2 * index, BLOCK)),
+    );
+  // A target expecting another count of data blocks gets an error, not shifted data.
+  await assert.rejects(reader.readLayerPacked('base', 10, 8, Buffer.alloc(3 * BLOCK)), {
+    code: 'REPLICA_PROTOCOL_ERROR',
+  });
+  const engine = new ReplicaClient({ address: target.address, log: silentLogger });
+  await engine.connect();
+  defer(t, () => engine.close());
+  const result = await engine.control<PullResult>('pullRange', {
+    source: source.address,
+    layer: 'base',
+    startBlock: 0,
+    blockCount: 1024,
+  });
+  assert.deepEqual(result, { examinedBytes: 256 * BLOCK, transferredBytes: 256 * BLOCK });
+  assert.deepEqual(target.store.layerExtents('base'), source.store.layerExtents('base'));
+  assert.equal(target.store.hashSnapshot('base'), source.store.hashSnapshot('base'));
+});
+
 test('a pull of part of the layer touches only that part', async (t) => {
   const { source, target, engine } = await pair(t);
   const result = await engine.control<PullResult>('pullRange', {
