@@ -42,14 +42,17 @@ export interface PullResult {
 }
 
 /**
- * Spans one pull keeps in flight: the source reads the next one while this one is stored.
- * More make the target's thread busier with the rebuild and the volume's own writes to it
- * wait longer: rebuilding 1 GiB from 2 sources under a QD1 70/30 workload
- * (bench/compare/rebuild.ts --size 1G, 2026-11-26) took 2.6–2.7 s with 4 in flight and the
- * workload's write p99 was 15–18 ms; 2.5–3.1 s and 9.4 ms with 3; 3.1–3.2 s and 6.3–6.9 ms
- * with 2 (relayed through the engine, before pullRange: 4.1–4.5 s and 8.2–9.6 ms).
+ * Spans one pull keeps in flight: while the target stores one, the source reads the next.
+ * More make the rebuild faster and the volume's own writes to the target wait longer behind
+ * it: rebuilding 1 GiB from 2 sources under a QD1 70/30 workload (bench/compare/rebuild.ts
+ * --size 1G, 2026-11-26) took 2.6–2.7 s with 4 in flight and the workload's write p99 was
+ * 15–18 ms; 2.5–3.1 s and 9.4 ms with 3; 3.1–3.2 s and 6.3–6.9 ms with 2 (relayed through
+ * the engine, before pullRange: 4.1–4.5 s and 8.2–9.6 ms). So a pull takes 4 while the
+ * volume is quiet and 2 while it writes (its revision counter moved within QUIET_MS).
  */
-const TRANSFERS_IN_FLIGHT = 2;
+const TRANSFERS_WHILE_QUIET = 4;
+const TRANSFERS_WHILE_WRITTEN = 2;
+const QUIET_MS = 250;
 /** A connection to a source unused this long is closed. */
 const IDLE_CLOSE_MS = 30_000;
 
@@ -65,6 +68,8 @@ export class RangePuller {
   private readonly connections = new Map<string, Promise<SourceConnection>>();
   private readonly freeBuffers: Buffer[] = [];
   private sweeper: NodeJS.Timeout | undefined;
+  private seenRevision = -1;
+  private revisionMovedAt = Number.NEGATIVE_INFINITY;
 
   constructor(store: ReplicaStore, log: Logger) {
     this.store = store;
@@ -130,7 +135,7 @@ export class RangePuller {
         index = end;
         continue;
       }
-      while (inFlight.size >= TRANSFERS_IN_FLIGHT) await Promise.race(inFlight);
+      while (inFlight.size >= this.transfersAllowed()) await Promise.race(inFlight);
       if (failure !== undefined || cancelled()) break;
       const transfer = this.copySpan(client, request, want, index, end, limiter, cancelled, result).then(
         () => {
@@ -194,6 +199,17 @@ export class RangePuller {
     } finally {
       this.freeBuffers.push(buffer);
     }
+  }
+
+  /** TRANSFERS_WHILE_QUIET, or TRANSFERS_WHILE_WRITTEN while the volume writes to this replica. */
+  private transfersAllowed(): number {
+    const now = performance.now();
+    const revision = this.store.revisionCounter;
+    if (revision !== this.seenRevision) {
+      if (this.seenRevision >= 0) this.revisionMovedAt = now;
+      this.seenRevision = revision;
+    }
+    return now - this.revisionMovedAt < QUIET_MS ? TRANSFERS_WHILE_WRITTEN : TRANSFERS_WHILE_QUIET;
   }
 
   private async connectionTo(request: PullRequest): Promise<SourceConnection> {
