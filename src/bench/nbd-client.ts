@@ -17,6 +17,7 @@ import {
   SIMPLE_REPLY_MAGIC,
   STRUCTURED_REPLY_MAGIC,
 } from '../dataplane/nbd/protocol.ts';
+import { whenConnected } from '../dataplane/tcp-connect.ts';
 import { HornbillError } from '../errors.ts';
 import type { BlockConnection, IoRequest } from './connection.ts';
 
@@ -438,24 +439,16 @@ export class NbdClient implements BlockConnection {
 }
 
 function connect(endpoint: NbdEndpoint): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
-    const timer = setTimeout(() => socket.destroy(new Error('timed out')), HANDSHAKE_TIMEOUT_MS);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-    socket.once('error', (error) => {
-      clearTimeout(timer);
-      reject(
-        new HornbillError(
-          'BENCH_NBD_HANDSHAKE_FAILED',
-          `cannot connect to NBD server ${endpoint.host}:${endpoint.port}: ${error.message}`,
-        ),
-      );
-    });
-  });
+  const socket = net.connect({ host: endpoint.host, port: endpoint.port, noDelay: true });
+  return whenConnected(
+    socket,
+    HANDSHAKE_TIMEOUT_MS,
+    (reason) =>
+      new HornbillError(
+        'BENCH_NBD_HANDSHAKE_FAILED',
+        `cannot connect to NBD server ${endpoint.host}:${endpoint.port}: ${reason}`,
+      ),
+  );
 }
 
 /** The handshake, read with awaits (it runs once per connection, not per I/O). */

@@ -2,6 +2,7 @@ import net from 'node:net';
 import { HornbillError, isHornbillError } from '../../errors.ts';
 import type { Logger } from '../../logging.ts';
 import type { LayerExtent } from '../../storage/replica-store.ts';
+import { whenConnected } from '../tcp-connect.ts';
 import { TickCork } from '../tick-cork.ts';
 import { encodeHeader, FRAME_HEADER_BYTES, type FrameHeader, Op, type OpValue } from './frame.ts';
 import { FrameReader } from './frame-reader.ts';
@@ -176,22 +177,15 @@ export class ReplicaClient {
     });
     this.socket = socket;
     this.cork.attach(socket);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => socket.destroy(new Error('connect timed out')), connectTimeoutMs);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      socket.once('error', (error) => {
-        clearTimeout(timer);
-        reject(
-          new HornbillError(
-            'REPLICA_UNREACHABLE',
-            `cannot connect to replica ${this.label}: ${error.message}`,
-          ),
-        );
-      });
-    });
+    await whenConnected(
+      socket,
+      connectTimeoutMs,
+      (reason, timedOut) =>
+        new HornbillError(
+          'REPLICA_UNREACHABLE',
+          `cannot connect to replica ${this.label}: ${timedOut ? 'connect timed out' : reason}`,
+        ),
+    );
   }
 
   private checkTimeouts(timeoutMs: number): void {

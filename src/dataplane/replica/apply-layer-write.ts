@@ -1,3 +1,4 @@
+import { BLOCK_SIZE } from '../../storage/constants.ts';
 import type { ReplicaStore } from '../../storage/replica-store.ts';
 import type { LayerWrite } from '../protocol/payloads.ts';
 import { STATE_DATA } from '../sync/packed-reads.ts';
@@ -15,7 +16,7 @@ export function applyLayerWrite(store: ReplicaStore, startBlock: number, write: 
     const state = write.states[index];
     let end = index + 1;
     while (end < write.states.length && write.states[end] === state) end++;
-    const dataBytes = state === STATE_DATA ? (end - index) * 4096 : 0;
+    const dataBytes = state === STATE_DATA ? (end - index) * BLOCK_SIZE : 0;
     store.writeLayerBlocks(
       write.layer,
       startBlock + index,

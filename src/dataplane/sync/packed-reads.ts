@@ -12,8 +12,9 @@ export const STATE_DATA = 1;
  * and every one settles before this returns (the buffer may be reused at once, also after
  * an error, which is thrown). Returns the number of data blocks read.
  *
- * Rebuild reads one layer (`layerOf` constant); a clone resolves each block through a
- * snapshot's ancestry (`layerOf` by the block's origin layer).
+ * A clone resolves each block through a snapshot's ancestry (`layerOf` by the block's
+ * origin layer), so its runs may come from several layers. A rebuild reads one layer and
+ * asks for a span's data blocks in one packed READ_LAYER instead (replica/range-pull.ts).
  */
 export async function readPackedRuns(
   source: ReplicaClient,

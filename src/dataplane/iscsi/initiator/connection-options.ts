@@ -4,6 +4,7 @@
  */
 import net from 'node:net';
 import { HornbillError } from '../../../errors.ts';
+import { whenConnected } from '../../tcp-connect.ts';
 import type { ChapCredentials } from '../chap.ts';
 import type { ScsiResult } from './scsi-request.ts';
 
@@ -32,22 +33,9 @@ export interface IscsiInitiatorOptions {
 export type CommandCallback = (error: HornbillError | null, result: ScsiResult) => void;
 
 export function openSocket(host: string, port: number, timeoutMs: number): Promise<net.Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new HornbillError('ISCSI_TIMEOUT', `connecting to ${host}:${port} timed out`));
-    }, timeoutMs);
-    socket.once('connect', () => {
-      clearTimeout(timer);
-      socket.removeAllListeners('error');
-      resolve(socket);
-    });
-    socket.once('error', (error) => {
-      clearTimeout(timer);
-      reject(
-        new HornbillError('ISCSI_CONNECTION_CLOSED', `cannot connect to ${host}:${port}: ${error.message}`),
-      );
-    });
-  });
+  return whenConnected(net.connect({ host, port }), timeoutMs, (reason, timedOut) =>
+    timedOut
+      ? new HornbillError('ISCSI_TIMEOUT', `connecting to ${host}:${port} timed out`)
+      : new HornbillError('ISCSI_CONNECTION_CLOSED', `cannot connect to ${host}:${port}: ${reason}`),
+  );
 }
