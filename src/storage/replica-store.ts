@@ -9,7 +9,7 @@ import {
   type SnapshotOptions,
 } from './chain-operations.ts';
 import { checksumOf, ZERO_BLOCK, ZERO_BLOCK_CHECKSUM } from './checksum.ts';
-import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, CHUNK_BLOCKS, MAX_IO_BYTES, SECTOR_SIZE } from './constants.ts';
+import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, MAX_IO_BYTES, SECTOR_SIZE } from './constants.ts';
 import { type ExportOptions, type ExportReport, exportImage } from './export.ts';
 import { failpoint } from './failpoints.ts';
 import { hashSnapshot, type VerifyReport, verify, verifySteps } from './integrity.ts';
@@ -28,6 +28,7 @@ import {
   setLayerParent,
   writeLayerBlocks,
 } from './layer-sync.ts';
+import { type MappingRun, mappingStatus } from './mapping-status.ts';
 import { createStoreFiles, openStoreCore, type StoreOptions } from './open-store.ts';
 import { PurgeJob } from './purge.ts';
 import type { StoreCore } from './store-core.ts';
@@ -48,19 +49,13 @@ export interface WriteRequest extends WriteOptions {
   data: Uint8Array;
 }
 
-/** A run of bytes that are all mapped (data stored) or all deallocated (reads zeros, nothing stored). */
-export interface MappingRun {
-  offsetBytes: number;
-  lengthBytes: number;
-  mapped: boolean;
-}
-
 export type {
   ExportOptions,
   ExportReport,
   ImportedLayer,
   LayerExtent,
   LayerInfo,
+  MappingRun,
   SnapshotOptions,
   StoreOptions,
   VerifyReport,
@@ -346,37 +341,9 @@ export class ReplicaStore {
    * after `maxRuns` runs, so the answer may cover less than `lengthBytes` (never nothing).
    */
   mappingStatus(offsetBytes: number, lengthBytes: number, maxRuns = 1024): MappingRun[] {
-    const core = this.core;
-    core.checkOpen();
+    this.core.checkOpen();
     this.validateIo(offsetBytes, lengthBytes, Number.MAX_SAFE_INTEGER);
-    const runs: MappingRun[] = [];
-    if (lengthBytes === 0) return runs;
-    const end = offsetBytes + lengthBytes;
-    let block = Math.floor(offsetBytes / BLOCK_SIZE);
-    const endBlock = Math.ceil(end / BLOCK_SIZE);
-    while (block < endBlock && runs.length <= maxRuns) {
-      const chunkIndex = Math.floor(block / CHUNK_BLOCKS);
-      const chunkEnd = Math.min(endBlock, (chunkIndex + 1) * CHUNK_BLOCKS);
-      if (core.resolution.chunkIsEmpty(chunkIndex)) {
-        appendRun(runs, block, chunkEnd - block, false);
-        block = chunkEnd;
-        continue;
-      }
-      for (; block < chunkEnd; block++) {
-        const slot = core.resolution.get(block);
-        const mapped = slot !== 0 && core.slots[slot]!.table.state(block) === BlockState.DATA;
-        appendRun(runs, block, 1, mapped);
-      }
-    }
-    if (runs.length > maxRuns) runs.length = maxRuns;
-    // Clip to the requested byte range.
-    const first = runs[0];
-    const shift = offsetBytes - first.offsetBytes;
-    first.offsetBytes += shift;
-    first.lengthBytes -= shift;
-    const last = runs[runs.length - 1];
-    if (last.offsetBytes + last.lengthBytes > end) last.lengthBytes = end - last.offsetBytes;
-    return runs.filter((run) => run.lengthBytes > 0);
+    return mappingStatus(this.core, offsetBytes, lengthBytes, maxRuns);
   }
 
   /** Makes every completed write durable (layer data and journal fdatasync'ed). */
@@ -582,15 +549,6 @@ export class ReplicaStore {
     if (leadPartial) core.readResolved(leadBlock, 1, core.scratchBlock, 0);
     if (tailPartial) core.readResolved(tailBlock, 1, core.scratchTailBlock, 0);
     return { leadBlock, tailBlock, leadPartial, tailPartial };
-  }
-}
-
-function appendRun(runs: MappingRun[], block: number, blockCount: number, mapped: boolean): void {
-  const last = runs[runs.length - 1];
-  if (last !== undefined && last.mapped === mapped) {
-    last.lengthBytes += blockCount * BLOCK_SIZE;
-  } else {
-    runs.push({ offsetBytes: block * BLOCK_SIZE, lengthBytes: blockCount * BLOCK_SIZE, mapped });
   }
 }
 

@@ -11,42 +11,13 @@ import { type ReplicaAddress, ReplicaClient } from '../protocol/replica-client.t
 import type { ReplicaInfo } from '../replica/replica-control.ts';
 import type { CloneProgress, CloneRequest } from './clone.ts';
 import { EngineJobs } from './engine-jobs.ts';
+import type { EngineOptions, EngineReplica, ReplicaMode, ReplicaStatus } from './engine-types.ts';
 import { IoGate } from './io-gate.ts';
 import { RangeLock } from './range-lock.ts';
 import { repairBlocks } from './read-repair.ts';
 import type { RebuildOptions, RebuildProgress } from './rebuild.ts';
 
-export type ReplicaMode = 'RW' | 'WO' | 'ERR';
-
-export interface EngineReplica {
-  address: ReplicaAddress;
-  /** On the engine's own node: preferred for reads when the engine is asked to. */
-  local: boolean;
-  mode: ReplicaMode;
-  client: ReplicaClient | undefined;
-  /** Why the replica is ERR, when it is. */
-  error: string | undefined;
-}
-
-export interface EngineOptions {
-  /** The volume name. */
-  name: string;
-  replicas: { address: ReplicaAddress; local?: boolean }[];
-  log: Logger;
-  /** A replica that does not answer within this goes ERR (default 8 s, Longhorn's engine-replica-timeout). */
-  replicaTimeoutMs?: number;
-  /** Read from a local replica when one is RW (data locality). */
-  preferLocalReplica?: boolean;
-}
-
-export interface ReplicaStatus {
-  address: string;
-  mode: ReplicaMode;
-  local: boolean;
-  /** Reached in memory: the replica is served by the engine's own thread (in-thread-link.ts). */
-  inThread?: true;
-  error?: string;
-}
+export type { EngineOptions, EngineReplica, ReplicaMode, ReplicaStatus } from './engine-types.ts';
 
 /** Largest unmap sent in one frame (the frame length field is 32 bits). */
 const UNMAP_PIECE_BYTES = 1024 * 1024 * 1024;
