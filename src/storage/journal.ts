@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { assert } from '../assert.ts';
 import { fromSystemError, HornbillError } from '../errors.ts';
+import { crc32cRange } from '../native.ts';
 import { checksumOf } from './checksum.ts';
 import type { BlockStateValue } from './constants.ts';
 
@@ -185,11 +186,8 @@ export class Journal {
   }
 
   private seal(offset: number): void {
-    this.view.setUint32(
-      offset,
-      checksumOf(this.buffer.subarray(offset + 4, offset + JOURNAL_RECORD_BYTES)),
-      true,
-    );
+    // crc32cRange reads in place: no view per record on the write path.
+    this.view.setUint32(offset, crc32cRange(this.buffer, offset + 4, JOURNAL_RECORD_BYTES - 4), true);
   }
 }
 

@@ -41,6 +41,14 @@ export interface WriteOptions {
   expected?: Uint32Array | number;
   /** A repair of a block that read bad: not a new revision of the volume. */
   repair?: boolean;
+  /**
+   * The data's CRC32C per 4 KiB block, already computed from this very memory by this
+   * thread (an engine writing to a replica it hosts, in-thread-link.ts): the store takes
+   * them as its own instead of checksumming the data again. Nothing can change the data
+   * between the two, so they are as good as the store's; a sender across a socket or a
+   * thread gives `expected` instead. Used by block-aligned writes only.
+   */
+  computedChecksums?: Uint32Array;
 }
 
 /** One write of a batch. */
@@ -166,7 +174,7 @@ export class ReplicaStore {
     if (aligned) {
       const firstBlock = offsetBytes / BLOCK_SIZE;
       const blockCount = source.length / BLOCK_SIZE;
-      core.stageData(core.head, firstBlock, blockCount, source, 0);
+      core.stageData(core.head, firstBlock, blockCount, source, 0, 0, options.computedChecksums);
       this.checkStaged(firstBlock, blockCount, 0, options.expected);
       this.countOperation(options);
       core.journalStaged(core.head, firstBlock, blockCount, 0);
@@ -279,7 +287,7 @@ export class ReplicaStore {
     for (const request of requests) {
       const firstBlock = request.offsetBytes / BLOCK_SIZE;
       const blockCount = request.data.length / BLOCK_SIZE;
-      core.stageData(head, firstBlock, blockCount, request.data, 0, stageOffset);
+      core.stageData(head, firstBlock, blockCount, request.data, 0, stageOffset, request.computedChecksums);
       this.checkStaged(firstBlock, blockCount, stageOffset, request.expected);
       stageOffset += blockCount;
     }

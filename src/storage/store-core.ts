@@ -171,7 +171,11 @@ export class StoreCore extends StoreDurability {
 
   // ---- writes --------------------------------------------------------------------------
 
-  /** Stages states and checksums for client data: zero blocks become ZERO (or ABSENT in the head). */
+  /**
+   * Stages states and checksums for client data: zero blocks become ZERO (or ABSENT in the
+   * head). `computedChecksums` are the blocks' CRC32Cs when the caller already has them
+   * from this same memory (WriteOptions.computedChecksums); otherwise they are computed.
+   */
   stageData(
     layer: Layer,
     firstBlock: number,
@@ -179,8 +183,15 @@ export class StoreCore extends StoreDurability {
     source: Uint8Array,
     sourceOffset: number,
     stageOffset = 0,
+    computedChecksums?: Uint32Array,
   ): void {
-    crc32cBlocks(source, sourceOffset, BLOCK_SIZE, blockCount, this.stagedChecksums, stageOffset);
+    if (computedChecksums === undefined) {
+      crc32cBlocks(source, sourceOffset, BLOCK_SIZE, blockCount, this.stagedChecksums, stageOffset);
+    } else {
+      assert(computedChecksums.length >= blockCount, 'fewer computed checksums than blocks');
+      for (let index = 0; index < blockCount; index++)
+        this.stagedChecksums[stageOffset + index] = computedChecksums[index];
+    }
     for (let index = 0; index < blockCount; index++) {
       const staged = stageOffset + index;
       if (

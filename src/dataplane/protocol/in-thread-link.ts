@@ -111,18 +111,36 @@ export class InThreadSocket extends EventEmitter implements ByteStream {
 }
 
 /**
- * What a replica server of this thread offers besides the link: reads served straight from
- * its store, synchronously — no frame, no tick (ReplicaClient.read). A read sees every write
- * the replica has acknowledged, which is all a read may rely on.
+ * What a replica server of this thread offers besides the link: its store reached without
+ * frames (ReplicaClient.read and write). A read is served synchronously and sees every
+ * write the replica has acknowledged, which is all a read may rely on. Writes are gathered
+ * and applied together on the next `process.nextTick`, as a burst of WRITE frames through
+ * the link would be, without copying the data or checksumming it again. The client sends a
+ * write this way only when nothing it sent through the link is still waiting to be
+ * delivered, so the replica sees writes and frames in the order they were sent: a burst of
+ * the link is delivered by a later tick than the writes queued before it.
  */
-export interface InThreadReader {
+export interface InThreadStore {
   /** Reads `target.length` bytes at `offsetBytes`, every block checked against its checksum. */
   read(offsetBytes: number, target: Uint8Array): void;
+  /**
+   * Queues a block-aligned write of `data` at `offsetBytes`; `checksums` is its checksum
+   * section (one little-endian CRC32C per 4 KiB block, computed by the caller from `data`),
+   * `flags` the WRITE frame's flags (FUA, REPAIR). `done` gets undefined once the write is
+   * applied, or its error. `data` must not change until then (as for a socket write).
+   */
+  write(
+    offsetBytes: number,
+    data: Uint8Array,
+    checksums: Uint8Array,
+    flags: number,
+    done: (error: unknown) => void,
+  ): void;
 }
 
 interface Offer {
   accept: (socket: InThreadSocket) => void;
-  reader: InThreadReader | undefined;
+  store: InThreadStore | undefined;
 }
 
 /** Replica servers of this thread that accept in-thread connections, by "host:port". */
@@ -138,11 +156,11 @@ const keyOf = (address: ReplicaAddress) => `${address.host}:${address.port}`;
 export function offerInThread(
   address: ReplicaAddress,
   accept: (socket: InThreadSocket) => void,
-  reader?: InThreadReader,
+  store?: InThreadStore,
 ): () => void {
   const key = keyOf(address);
   assert(!listeners.has(key), `an in-thread listener already serves ${key}`);
-  const offer: Offer = { accept, reader };
+  const offer: Offer = { accept, store };
   listeners.set(key, offer);
   return () => {
     if (listeners.get(key) === offer) listeners.delete(key);
@@ -150,15 +168,15 @@ export function offerInThread(
 }
 
 /**
- * A new in-thread link to `address` — the client's end, and the server's direct reader if
- * it offers one — or undefined when no server of this thread offers `address`.
+ * A new in-thread link to `address` — the client's end, and the server's store if it
+ * offers it — or undefined when no server of this thread offers `address`.
  */
 export function connectInThread(
   address: ReplicaAddress,
-): { socket: InThreadSocket; reader: InThreadReader | undefined } | undefined {
+): { socket: InThreadSocket; store: InThreadStore | undefined } | undefined {
   const offer = listeners.get(keyOf(address));
   if (offer === undefined) return undefined;
   const [client, server] = InThreadSocket.pair();
   offer.accept(server);
-  return { socket: client, reader: offer.reader };
+  return { socket: client, store: offer.store };
 }

@@ -6,7 +6,7 @@ import { whenConnected } from '../tcp-connect.ts';
 import { TickCork } from '../tick-cork.ts';
 import { encodeHeader, FRAME_HEADER_BYTES, type FrameHeader, Op, type OpValue } from './frame.ts';
 import { FrameReader } from './frame-reader.ts';
-import { type ByteStream, connectInThread, type InThreadReader } from './in-thread-link.ts';
+import { type ByteStream, connectInThread, type InThreadStore } from './in-thread-link.ts';
 import {
   checksumSectionBytes,
   decodeError,
@@ -15,6 +15,7 @@ import {
   encodeJson,
   encodeLayerWrite,
   findChecksumMismatch,
+  isBlockAligned,
   type LayerWrite,
 } from './payloads.ts';
 
@@ -71,12 +72,14 @@ export class ReplicaClient {
   private readonly slotWaiters: ((slot: Slot) => void)[] = [];
   private counter = 0;
   private linkedInThread = false;
-  /** Reads of a replica served by this thread, straight from its store. */
-  private directReader: InThreadReader | undefined;
+  /** The store of a replica served by this thread, reached without frames (reads, most writes). */
+  private directStore: InThreadStore | undefined;
   private readonly cork = new TickCork();
   private failure: HornbillError | undefined;
   private timer: NodeJS.Timeout | undefined;
   private lastActivity = 0;
+  /** Requests that have asked for a slot and not yet put their frame on the link (acquire → send). */
+  private requestsNotSent = 0;
   private readonly failureListeners: ((error: HornbillError) => void)[] = [];
 
   constructor(options: ReplicaClientOptions) {
@@ -129,7 +132,7 @@ export class ReplicaClient {
     if (inThread !== undefined) {
       this.linkedInThread = true;
       this.socket = inThread.socket;
-      this.directReader = inThread.reader;
+      this.directStore = inThread.store;
       this.cork.attach(inThread.socket);
     } else {
       await this.connectTcp(connectTimeoutMs);
@@ -209,7 +212,7 @@ export class ReplicaClient {
    * A replica served by this thread is read from its store directly (no frame, no tick).
    */
   async read(offsetBytes: number, target: Uint8Array): Promise<void> {
-    if (this.directReader !== undefined && this.failure === undefined) {
+    if (this.directStore !== undefined && this.failure === undefined) {
       this.readDirect(offsetBytes, target);
       return;
     }
@@ -219,22 +222,64 @@ export class ReplicaClient {
     await this.send(slot, Op.READ, offsetBytes, target.length, 0, 0, null, null);
   }
 
-  /** Writes `data`; `checksums` is its checksum section (computed once by the engine for every replica). */
   private readDirect(offsetBytes: number, target: Uint8Array): void {
     this.lastActivity = performance.now();
     try {
-      this.directReader!.read(offsetBytes, target);
+      this.directStore!.read(offsetBytes, target);
     } catch (error) {
-      // A closed store is a replica gone, as a closed link would be.
-      if (isHornbillError(error, 'STORE_CLOSED')) {
-        this.fail(new HornbillError('REPLICA_UNREACHABLE', `replica ${this.label} closed its store`));
-        throw this.failure;
-      }
-      throw error;
+      throw this.directError(error);
     }
   }
 
-  async write(offsetBytes: number, data: Uint8Array, checksums: Uint8Array, flags: number): Promise<void> {
+  /** A closed store is a replica gone, as a closed link would be; other errors are the replica's answer. */
+  private directError(error: unknown): unknown {
+    if (!isHornbillError(error, 'STORE_CLOSED')) return error;
+    this.fail(new HornbillError('REPLICA_UNREACHABLE', `replica ${this.label} closed its store`));
+    return this.failure;
+  }
+
+  /**
+   * Writes `data`; `checksums` is its checksum section (computed once by the engine for
+   * every replica). A replica served by this thread gets block-aligned writes without a
+   * frame (InThreadStore.write) whenever no earlier request is still on its way through the
+   * link (waiting for a slot, or staged and not delivered), so that the replica sees writes
+   * and frames in the order they were asked for.
+   */
+  write(offsetBytes: number, data: Uint8Array, checksums: Uint8Array, flags: number): Promise<void> {
+    if (
+      this.directStore !== undefined &&
+      this.failure === undefined &&
+      this.socket !== undefined &&
+      this.requestsNotSent === 0 &&
+      this.socket.writableLength === 0 &&
+      isBlockAligned(offsetBytes, data.length)
+    ) {
+      return this.writeDirect(offsetBytes, data, checksums, flags);
+    }
+    return this.writeFramed(offsetBytes, data, checksums, flags);
+  }
+
+  private writeDirect(
+    offsetBytes: number,
+    data: Uint8Array,
+    checksums: Uint8Array,
+    flags: number,
+  ): Promise<void> {
+    this.lastActivity = performance.now();
+    return new Promise((resolve, reject) => {
+      this.directStore!.write(offsetBytes, data, checksums, flags, (error) => {
+        if (error === undefined) resolve();
+        else reject(this.directError(error));
+      });
+    });
+  }
+
+  private async writeFramed(
+    offsetBytes: number,
+    data: Uint8Array,
+    checksums: Uint8Array,
+    flags: number,
+  ): Promise<void> {
     const slot = await this.acquire();
     await this.send(
       slot,
@@ -349,8 +394,10 @@ export class ReplicaClient {
     );
   }
 
+  /** A slot for a request; `send` must follow (it counts the request as sent). */
   private acquire(): Promise<Slot> | Slot {
     if (this.failure !== undefined) throw this.failure;
+    this.requestsNotSent++;
     const slot = this.freeSlots.pop();
     if (slot !== undefined) return slot;
     return new Promise((resolve) => this.slotWaiters.push(resolve));
@@ -366,6 +413,7 @@ export class ReplicaClient {
     first: Uint8Array | null,
     second: Uint8Array | null,
   ): Promise<Buffer | null> {
+    this.requestsNotSent--;
     const socket = this.socket;
     if (this.failure !== undefined || socket === undefined) {
       this.release(slot);

@@ -2,7 +2,7 @@ import { HornbillError, isHornbillError } from '../../errors.ts';
 import type { Logger } from '../../logging.ts';
 import { checksumOf } from '../../storage/checksum.ts';
 import { BLOCK_SIZE, MAX_IO_BLOCKS, MAX_IO_BYTES } from '../../storage/constants.ts';
-import type { ReplicaStore, WriteRequest } from '../../storage/replica-store.ts';
+import type { ReplicaStore } from '../../storage/replica-store.ts';
 import {
   encodeHeader,
   FRAME_HEADER_BYTES,
@@ -25,13 +25,10 @@ import {
 import { applyLayerWrite } from './apply-layer-write.ts';
 import type { ReplicaControl } from './replica-control.ts';
 import { ResponseArena } from './response-arena.ts';
+import { applyWriteBatch, type BatchedWrite, MAX_BATCH_WRITES } from './write-batch.ts';
 
-/** Writes gathered from one socket read and applied with one journal append (bounded). */
-const MAX_BATCH_WRITES = 256;
-
-interface PendingWrite extends WriteRequest {
+interface PendingWrite extends BatchedWrite {
   sequence: number;
-  fua: boolean;
   expected: Uint32Array | number;
 }
 
@@ -51,6 +48,7 @@ export class ReplicaConnection {
   private readonly reader: FrameReader;
   private readonly arena = new ResponseArena();
   private readonly pending: PendingWrite[] = [];
+  private readonly outcomes: unknown[] = [];
   /** Sender checksums of the pending writes (copied out of the socket data, which may be unaligned). */
   private readonly expectedScratch = new Uint32Array(MAX_IO_BLOCKS);
   private expectedUsed = 0;
@@ -197,49 +195,18 @@ export class ReplicaConnection {
     if (!fromChunk || !aligned) this.applyPendingWrites();
   }
 
-  /** Applies the gathered writes (one journal append when all are whole blocks) and answers each. */
+  /** Applies the gathered writes (write-batch.ts) and answers each. */
   private applyPendingWrites(): void {
     const writes = this.pending;
     if (writes.length === 0) return;
-    let batchError: unknown;
-    try {
-      if (writes.length === 1) {
-        this.store.write(writes[0].offsetBytes, writes[0].data, writes[0]);
-      } else {
-        this.store.writeBatch(writes);
-      }
-    } catch (error) {
-      batchError = error;
-    }
-    // A batch is checked before anything is written; if it was refused, each write on its own
-    // gets its own answer (only the bad ones fail).
-    const results: unknown[] = writes.map(() => undefined);
-    if (batchError !== undefined) {
-      if (writes.length === 1) {
-        results[0] = batchError;
-      } else {
-        for (const [index, write] of writes.entries()) {
-          try {
-            this.store.write(write.offsetBytes, write.data, write);
-          } catch (error) {
-            results[index] = error;
-          }
-        }
-      }
-    }
-    if (this.pendingFua) {
-      try {
-        this.store.flush();
-      } catch (error) {
-        for (const [index, write] of writes.entries())
-          if (write.fua && results[index] === undefined) results[index] = error;
-      }
-    }
-    for (const [index, write] of writes.entries()) {
-      if (results[index] === undefined) this.respond(write.sequence, Op.OK, null);
-      else this.respondError(write.sequence, results[index]);
+    applyWriteBatch(this.store, writes, this.pendingFua, this.outcomes);
+    for (let index = 0; index < writes.length; index++) {
+      const outcome = this.outcomes[index];
+      if (outcome === undefined) this.respond(writes[index].sequence, Op.OK, null);
+      else this.respondError(writes[index].sequence, outcome);
     }
     writes.length = 0;
+    this.outcomes.length = 0;
     this.expectedUsed = 0;
     this.pendingFua = false;
   }

@@ -2,7 +2,13 @@ import net from 'node:net';
 import { HornbillError } from '../../errors.ts';
 import type { Logger } from '../../logging.ts';
 import type { ReplicaStore } from '../../storage/replica-store.ts';
-import { type ByteStream, type InThreadSocket, offerInThread } from '../protocol/in-thread-link.ts';
+import {
+  type ByteStream,
+  type InThreadSocket,
+  type InThreadStore,
+  offerInThread,
+} from '../protocol/in-thread-link.ts';
+import { DirectWrites } from './direct-writes.ts';
 import { ReplicaConnection } from './replica-connection.ts';
 import { ReplicaControl } from './replica-control.ts';
 
@@ -72,15 +78,19 @@ export class ReplicaServer {
     const listening = { host: address.address, port: address.port };
     if (this.options.inThread === true) {
       const accept = (socket: InThreadSocket) => this.accept(socket, 'in-thread');
-      // Reads go straight to the store (in-thread-link.ts InThreadReader); a closed store
-      // answers STORE_CLOSED, which the client takes as the replica gone.
-      const reader = {
-        read: (offsetBytes: number, target: Uint8Array) => this.store.read(offsetBytes, target),
+      // The engine reaches the store without frames too (in-thread-link.ts InThreadStore):
+      // reads at once, writes gathered per tick. A closed store answers STORE_CLOSED, which
+      // the client takes as the replica gone.
+      const directWrites = new DirectWrites(this.store, this.options.log);
+      const store: InThreadStore = {
+        read: (offsetBytes, target) => this.store.read(offsetBytes, target),
+        write: (offsetBytes, data, checksums, flags, done) =>
+          directWrites.submit(offsetBytes, data, checksums, flags, done),
       };
-      const withdrawals = [offerInThread(listening, accept, reader)];
+      const withdrawals = [offerInThread(listening, accept, store)];
       // Engines name the replica by the address they were given, which may be the configured host.
       if (this.options.host !== listening.host)
-        withdrawals.push(offerInThread({ host: this.options.host, port: listening.port }, accept, reader));
+        withdrawals.push(offerInThread({ host: this.options.host, port: listening.port }, accept, store));
       this.withdrawInThread = () => {
         for (const withdraw of withdrawals) withdraw();
       };
