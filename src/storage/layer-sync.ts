@@ -1,4 +1,5 @@
 import { HornbillError } from '../errors.ts';
+import { crc32cBlocks } from '../native.ts';
 import {
   describeLayer,
   discardNewLayer,
@@ -6,8 +7,7 @@ import {
   newLayer,
   validateSnapshotName,
 } from './chain-operations.ts';
-import { blockChecksum } from './checksum.ts';
-import { BLOCK_SHIFT, BlockState, HEAD_DISPLAY_NAME, MAX_IO_BLOCKS } from './constants.ts';
+import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, HEAD_DISPLAY_NAME, MAX_IO_BLOCKS } from './constants.ts';
 import type { LayerRecord } from './index-db.ts';
 import type { Layer, LayerInfo } from './layer.ts';
 import { checksumError, type StoreCore } from './store-core.ts';
@@ -124,16 +124,20 @@ export function writeLayerBlocks(
       actualBytes: data?.length ?? 0,
     });
   }
-  const mismatches = [];
   for (let index = 0; index < blockCount; index++) {
-    const state = states[index];
-    if (state > BlockState.ZERO) {
-      throw new HornbillError('INVALID_ARGUMENT', `unknown block state ${state}`, {
+    if (states[index] > BlockState.ZERO) {
+      throw new HornbillError('INVALID_ARGUMENT', `unknown block state ${states[index]}`, {
         block: startBlock + index,
       });
     }
-    if (state === BlockState.DATA) {
-      const actual = blockChecksum(data!, index << BLOCK_SHIFT);
+  }
+  // The data's checksums in one native call, into the staging area they are staged from.
+  const actualChecksums = core.stagedChecksums;
+  if (hasData) crc32cBlocks(data!, 0, BLOCK_SIZE, blockCount, actualChecksums, 0);
+  const mismatches = [];
+  for (let index = 0; index < blockCount; index++) {
+    if (states[index] === BlockState.DATA) {
+      const actual = actualChecksums[index];
       if (actual !== checksums[index]) {
         mismatches.push({
           layerId: layer.id,

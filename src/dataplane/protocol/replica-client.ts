@@ -44,6 +44,8 @@ interface Slot {
   target: Uint8Array | null;
   /** Offset of the read (to tell aligned from unaligned checksum sections). */
   offsetBytes: number;
+  /** Whether read data is checked against the answer's checksums here (the caller may check it itself). */
+  check: boolean;
   resolve: (payload: Buffer | null) => void;
   reject: (error: unknown) => void;
   header: Buffer;
@@ -93,6 +95,7 @@ export class ReplicaClient {
         startedAt: 0,
         target: null,
         offsetBytes: 0,
+        check: true,
         resolve: noop,
         reject: noop,
         header: Buffer.alloc(FRAME_HEADER_BYTES),
@@ -348,17 +351,21 @@ export class ReplicaClient {
   /**
    * Reads the data blocks among `blockCount` blocks of a layer from `startBlock`, packed in
    * block order into `target` (as many blocks as the range holds data; a different count is
-   * REPLICA_PROTOCOL_ERROR), checked against the replica's checksums.
+   * REPLICA_PROTOCOL_ERROR), checked against the replica's checksums — unless
+   * `checkedByCaller`: a caller that stores the data with checksums it got from the replica
+   * (a rebuild target, whose store checks every block) need not pay for a second check.
    */
   async readLayerPacked(
     layer: string,
     startBlock: number,
     blockCount: number,
     target: Uint8Array,
+    options: { checkedByCaller?: boolean } = {},
   ): Promise<void> {
     const slot = await this.acquire();
     slot.target = target;
     slot.offsetBytes = startBlock * 4096;
+    slot.check = options.checkedByCaller !== true;
     const payload = encodeJson({ layer, packed: true });
     await this.send(
       slot,
@@ -455,7 +462,7 @@ export class ReplicaClient {
       );
       return;
     }
-    const { resolve, reject, target } = slot;
+    const { resolve, reject, target, check } = slot;
     this.release(slot);
     if (header.op === Op.ERROR) {
       reject(decodeError(payload));
@@ -485,7 +492,7 @@ export class ReplicaClient {
       );
       return;
     }
-    const bad = findChecksumMismatch(section, slot.offsetBytes, data);
+    const bad = check ? findChecksumMismatch(section, slot.offsetBytes, data) : -1;
     if (bad >= 0) {
       reject(
         new HornbillError(
@@ -511,6 +518,7 @@ export class ReplicaClient {
   private release(slot: Slot): void {
     slot.busy = false;
     slot.target = null;
+    slot.check = true;
     slot.resolve = noop;
     slot.reject = noop;
     const waiter = this.slotWaiters.shift();

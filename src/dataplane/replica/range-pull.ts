@@ -182,7 +182,10 @@ export class RangePuller {
       const startBlock = request.startBlock + from;
       await fromSource(
         request,
-        client.readLayerPacked(request.layer, startBlock, count, buffer.subarray(0, dataBytes)),
+        // Checked once, by the store, against the checksums the source listed (below).
+        client.readLayerPacked(request.layer, startBlock, count, buffer.subarray(0, dataBytes), {
+          checkedByCaller: true,
+        }),
       );
       if (cancelled()) throw engineGone(request);
       const checksums = want.checksums.subarray(from, end);
