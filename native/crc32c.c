@@ -12,7 +12,8 @@
  *   crc32c(data: Uint8Array, offset: number, length: number, seed = 0): number
  *     (seed: the CRC of the bytes before these, to checksum a concatenation in parts)
  *   crc32cBlocks(data: Uint8Array, offset: number, blockSize: number, blockCount: number,
- *                out: Uint32Array, outOffset: number): void
+ *                out: Uint32Array, outOffset: number, stride = blockSize): void
+ *     (block i starts at offset + i * stride: records with a field between them, too)
  */
 #include <node_api.h>
 #include <stddef.h>
@@ -184,11 +185,11 @@ static napi_value js_crc32c(napi_env env, napi_callback_info info) {
 }
 
 static napi_value js_crc32c_blocks(napi_env env, napi_callback_info info) {
-  size_t argc = 6;
-  napi_value argv[6];
+  size_t argc = 7;
+  napi_value argv[7];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   uint8_t *data;
-  size_t size, offset, block_size, block_count, out_offset;
+  size_t size, offset, block_size, block_count, out_offset, stride;
   napi_typedarray_type out_type;
   size_t out_count;
   void *out_base;
@@ -199,11 +200,21 @@ static napi_value js_crc32c_blocks(napi_env env, napi_callback_info info) {
       !get_index(env, argv[5], &out_offset) ||
       napi_get_typedarray_info(env, argv[4], &out_type, &out_count, &out_base, &out_buffer, &out_byte_offset) != napi_ok ||
       out_type != napi_uint32_array || block_size == 0 || offset > size ||
-      block_count > (size - offset) / block_size || out_offset > out_count || block_count > out_count - out_offset) {
-    return throw_type_error(env, "crc32cBlocks(data, offset, blockSize, blockCount, out: Uint32Array, outOffset) out of range");
+      out_offset > out_count || block_count > out_count - out_offset) {
+    return throw_type_error(env, "crc32cBlocks(data, offset, blockSize, blockCount, out: Uint32Array, outOffset, stride?) out of range");
+  }
+  stride = block_size;
+  napi_valuetype stride_type = napi_undefined;
+  if (argc >= 7) napi_typeof(env, argv[6], &stride_type);
+  if (stride_type != napi_undefined && (!get_index(env, argv[6], &stride) || stride < block_size)) {
+    return throw_type_error(env, "crc32cBlocks: stride must be at least blockSize");
+  }
+  /* The last block must end inside data: offset + (count - 1) * stride + blockSize <= size. */
+  if (block_count > 0 && (block_size > size - offset || (block_count - 1) > (size - offset - block_size) / stride)) {
+    return throw_type_error(env, "crc32cBlocks(data, offset, blockSize, blockCount, out: Uint32Array, outOffset, stride?) out of range");
   }
   uint32_t *out = (uint32_t *)out_base + out_offset;
-  for (size_t block = 0; block < block_count; block++) out[block] = crc32c(0, data + offset + block * block_size, block_size);
+  for (size_t block = 0; block < block_count; block++) out[block] = crc32c(0, data + offset + block * stride, block_size);
   return NULL;
 }
 

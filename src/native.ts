@@ -18,6 +18,7 @@ interface NativeModule {
     blockCount: number,
     out: Uint32Array,
     outOffset: number,
+    stride?: number,
   ): void;
   hardware: boolean;
 }
@@ -61,7 +62,10 @@ export function crc32c(data: Uint8Array, seed = 0): number {
   return crc32cRange(data, 0, data.length, seed);
 }
 
-/** CRC32C of each of `blockCount` blocks of `blockSize` bytes from `offset`, into `out` from `outOffset`. */
+/**
+ * CRC32C of each of `blockCount` blocks of `blockSize` bytes, block i starting at `offset` +
+ * i × `stride` (default: blocks back to back), into `out` from `outOffset`.
+ */
 export const crc32cBlocks: (
   data: Uint8Array,
   offset: number,
@@ -69,12 +73,13 @@ export const crc32cBlocks: (
   blockCount: number,
   out: Uint32Array,
   outOffset: number,
+  stride?: number,
 ) => void =
   native !== undefined
     ? native.crc32cBlocks
-    : (data, offset, blockSize, blockCount, out, outOffset) => {
+    : (data, offset, blockSize, blockCount, out, outOffset, stride = blockSize) => {
         for (let block = 0; block < blockCount; block++) {
-          const start = offset + block * blockSize;
+          const start = offset + block * stride;
           out[outOffset + block] = crc32cPortable(data.subarray(start, start + blockSize)) >>> 0;
         }
       };
