@@ -89,9 +89,23 @@ export class LayerFile {
     if (done < length) target.fill(0, targetOffset + done, targetOffset + length);
   }
 
-  writeBlocks(firstBlock: number, blockCount: number, source: Uint8Array, sourceOffset: number): void {
+  /**
+   * Writes `blockCount` blocks from `source`, with one pwrite(2) per `pieceBlocks` blocks at
+   * most (default: one for all). The page cache gives a write into uncached pages folios as
+   * large as the write, and each later 4 KiB write into such a folio costs the kernel a walk
+   * over all of its blocks (ext4_block_write_begin): the store writes blocks new to its head
+   * in small pieces (store-core.ts FIRST_WRITE_PIECE_BLOCKS) so that random writes stay cheap.
+   */
+  writeBlocks(
+    firstBlock: number,
+    blockCount: number,
+    source: Uint8Array,
+    sourceOffset: number,
+    pieceBlocks = blockCount,
+  ): void {
     assert(this.fd >= 0, 'write to a closed layer file');
     const length = blockCount << BLOCK_SHIFT;
+    const pieceBytes = Math.max(1, pieceBlocks) << BLOCK_SHIFT;
     let done = 0;
     try {
       while (done < length) {
@@ -99,7 +113,7 @@ export class LayerFile {
           this.fd,
           source,
           sourceOffset + done,
-          length - done,
+          Math.min(length - done, pieceBytes - (done % pieceBytes)),
           firstBlock * BLOCK_SIZE + done,
         );
       }

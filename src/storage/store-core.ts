@@ -20,6 +20,16 @@ import { failpoint } from './failpoints.ts';
 import type { Layer } from './layer.ts';
 import { StoreDurability } from './store-durability.ts';
 
+/**
+ * Largest pwrite(2) of blocks new to the head (32 KiB). Writing 1 MiB at once into pages the
+ * page cache does not hold makes one 1 MiB folio, and every later 4 KiB write into it costs
+ * the kernel a walk over its 256 blocks: on this VM a 4 KiB random write into a file filled
+ * by 1 MiB writes took 5–10 µs of kernel time against 2–3 µs when filled by 32 KiB ones, and
+ * a 3-replica volume's random writes at QD32 went from ~12k to ~21k per second. The price is
+ * paid once per block, when it is first written (bench/RESULTS.md, engine section).
+ */
+const FIRST_WRITE_PIECE_BLOCKS = 8;
+
 /** Blocks whose stored checksum did not match their data during one read. */
 export interface ChecksumMismatch {
   layerId: number;
@@ -309,7 +319,20 @@ export class StoreCore extends StoreDurability {
       while (end < blockCount && (states[stageOffset + end] === BlockState.DATA) === isData) end++;
       if (isData) {
         assert(source !== null, 'data blocks without a source');
-        file.writeBlocks(firstBlock + index, end - index, source, sourceOffset + (index << BLOCK_SHIFT));
+        const count = end - index;
+        // Blocks new to the head go in small pieces (page-cache folios of 32 KiB, not of the
+        // write's size: LayerFile.writeBlocks); snapshot layers take no random writes later.
+        const pieceBlocks =
+          layer === this.head && !this.holdsData(layer, firstBlock + index, count)
+            ? FIRST_WRITE_PIECE_BLOCKS
+            : count;
+        file.writeBlocks(
+          firstBlock + index,
+          count,
+          source,
+          sourceOffset + (index << BLOCK_SHIFT),
+          pieceBlocks,
+        );
       } else {
         this.punchDataBlocks(layer, firstBlock + index, end - index);
       }
@@ -325,6 +348,13 @@ export class StoreCore extends StoreDurability {
       }
       index = end;
     }
+  }
+
+  /** Whether `layer`'s file holds data for every block of the range already. */
+  private holdsData(layer: Layer, firstBlock: number, blockCount: number): boolean {
+    for (let block = firstBlock; block < firstBlock + blockCount; block++)
+      if (layer.table.state(block) !== BlockState.DATA) return false;
+    return true;
   }
 
   private punchDataBlocks(layer: Layer, firstBlock: number, blockCount: number): void {
