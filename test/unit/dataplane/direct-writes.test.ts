@@ -1,31 +1,17 @@
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { Engine } from '../../../src/dataplane/engine/engine.ts';
 import { FrameFlag } from '../../../src/dataplane/protocol/frame.ts';
 import { connectInThread } from '../../../src/dataplane/protocol/in-thread-link.ts';
 import { checksumSectionBytes, writeChecksumSection } from '../../../src/dataplane/protocol/payloads.ts';
 import { ReplicaClient } from '../../../src/dataplane/protocol/replica-client.ts';
-import { ReplicaServer } from '../../../src/dataplane/replica/replica-server.ts';
 import { isHornbillError } from '../../../src/errors.ts';
 import { silentLogger } from '../../../src/logging.ts';
-import { ReplicaStore, type WriteRequest } from '../../../src/storage/replica-store.ts';
-import { defer, patternBytes, tempDirectory } from '../../helpers/temp.ts';
+import type { ReplicaStore, WriteRequest } from '../../../src/storage/replica-store.ts';
+import { localAndRemoteEngine, serveReplica } from '../../helpers/in-thread.ts';
+import { defer, patternBytes } from '../../helpers/temp.ts';
 
 const MiB = 1024 * 1024;
-
-async function serve(t: TestContext, name: string, inThread: boolean) {
-  const directory = path.join(tempDirectory(t), name);
-  const store = ReplicaStore.create(directory, { sizeBytes: 16 * MiB });
-  const server = new ReplicaServer({ store, host: '127.0.0.1', port: 0, log: silentLogger, inThread });
-  const address = await server.listen();
-  defer(t, () => {
-    if (!store.isClosed) store.close();
-  });
-  defer(t, () => void server.close());
-  return { directory, store, server, address };
-}
 
 /** Records what reaches the store: each call's requests, and flushes. */
 function watchStore(store: ReplicaStore) {
@@ -64,15 +50,7 @@ async function connect(t: TestContext, address: { host: string; port: number }):
 }
 
 test("an engine's writes to its in-thread replica reach the store without frames, one batch per run, with the engine's checksums", async (t) => {
-  const local = await serve(t, 'local', true);
-  const remote = await serve(t, 'remote', false);
-  const engine = await Engine.start({
-    name: 'direct-writes',
-    replicas: [{ address: local.address, local: true }, { address: remote.address }],
-    log: silentLogger,
-    preferLocalReplica: true,
-  });
-  defer(t, () => void engine.close());
+  const { local, remote, engine } = await localAndRemoteEngine(t, 'direct-writes');
   const watched = watchStore(local.store);
   // 32 writes of one run (4 KiB to 64 KiB, some zero blocks among them).
   const writes = [];
@@ -122,7 +100,7 @@ test("an engine's writes to its in-thread replica reach the store without frames
 });
 
 test('direct writes and frames reach the replica in the order they were sent', async (t) => {
-  const local = await serve(t, 'local', true);
+  const local = await serveReplica(t, 'local', true);
   const client = await connect(t, local.address);
   const first = patternBytes(1, 4096);
   const second = patternBytes(2, 4096);
@@ -154,7 +132,7 @@ test('direct writes and frames reach the replica in the order they were sent', a
 });
 
 test('a refused direct write fails alone with its code; a closed store is the replica gone', async (t) => {
-  const local = await serve(t, 'local', true);
+  const local = await serveReplica(t, 'local', true);
   const client = await connect(t, local.address);
   const good = patternBytes(4, 8192);
   const beyond = patternBytes(5, 4096);

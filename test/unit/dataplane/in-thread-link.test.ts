@@ -1,29 +1,17 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { Engine } from '../../../src/dataplane/engine/engine.ts';
 import { encodeHeader, FRAME_HEADER_BYTES, Op } from '../../../src/dataplane/protocol/frame.ts';
 import { connectInThread, InThreadSocket } from '../../../src/dataplane/protocol/in-thread-link.ts';
 import { ReplicaClient } from '../../../src/dataplane/protocol/replica-client.ts';
-import { ReplicaServer } from '../../../src/dataplane/replica/replica-server.ts';
 import { isHornbillError } from '../../../src/errors.ts';
 import { silentLogger } from '../../../src/logging.ts';
-import { ReplicaStore } from '../../../src/storage/replica-store.ts';
-import { defer, patternBytes, tempDirectory } from '../../helpers/temp.ts';
+import { localAndRemoteEngine, serveReplica } from '../../helpers/in-thread.ts';
+import { defer, patternBytes } from '../../helpers/temp.ts';
 
 const MiB = 1024 * 1024;
-
-async function serve(t: TestContext, name: string, inThread: boolean) {
-  const directory = path.join(tempDirectory(t), name);
-  const store = ReplicaStore.create(directory, { sizeBytes: 16 * MiB });
-  const server = new ReplicaServer({ store, host: '127.0.0.1', port: 0, log: silentLogger, inThread });
-  const address = await server.listen();
-  defer(t, () => store.close());
-  defer(t, () => void server.close());
-  return { directory, store, server, address };
-}
 
 test('an in-thread link delivers what one run wrote as one chunk, on the next tick, in order', async () => {
   const [left, right] = InThreadSocket.pair();
@@ -71,8 +59,8 @@ test('destroying either end closes both, once, and later writes are refused', as
 });
 
 test('only a server that offers it is reached in memory; others are reached over TCP', async (t) => {
-  const local = await serve(t, 'local', true);
-  const remote = await serve(t, 'remote', false);
+  const local = await serveReplica(t, 'local', true);
+  const remote = await serveReplica(t, 'remote', false);
   assert.ok(connectInThread(remote.address) === undefined);
   const clients = [];
   for (const { address } of [local, remote]) {
@@ -88,15 +76,7 @@ test('only a server that offers it is reached in memory; others are reached over
 });
 
 test('an engine over an in-thread replica and a TCP replica keeps both identical; a closed local replica goes ERR', async (t) => {
-  const local = await serve(t, 'local', true);
-  const remote = await serve(t, 'remote', false);
-  const engine = await Engine.start({
-    name: 'vol',
-    replicas: [{ address: local.address, local: true }, { address: remote.address }],
-    log: silentLogger,
-    preferLocalReplica: true,
-  });
-  defer(t, () => void engine.close());
+  const { local, remote, engine } = await localAndRemoteEngine(t, 'vol');
   assert.deepEqual(
     engine.status().map((replica) => [replica.mode, replica.inThread === true]),
     [
@@ -136,15 +116,7 @@ test('an engine over an in-thread replica and a TCP replica keeps both identical
 });
 
 test('reads of an in-thread replica go straight to its store: a damaged block is repaired from the other replica, a closed store is a replica gone', async (t) => {
-  const local = await serve(t, 'local', true);
-  const remote = await serve(t, 'remote', false);
-  const engine = await Engine.start({
-    name: 'direct',
-    replicas: [{ address: local.address, local: true }, { address: remote.address }],
-    log: silentLogger,
-    preferLocalReplica: true,
-  });
-  defer(t, () => void engine.close());
+  const { local, engine } = await localAndRemoteEngine(t, 'direct');
   const data = patternBytes(21, MiB);
   await engine.write(0, data);
   await engine.flush();
@@ -201,7 +173,7 @@ test('reads of an in-thread replica go straight to its store: a damaged block is
 });
 
 test('a malformed frame over an in-thread link closes that link and changes nothing', async (t) => {
-  const local = await serve(t, 'local', true);
+  const local = await serveReplica(t, 'local', true);
   local.store.write(0, patternBytes(1, 4096));
   const before = local.store.revisionCounter;
   const link = connectInThread(local.address);
