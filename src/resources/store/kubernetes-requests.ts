@@ -24,6 +24,10 @@ import {
 export const MERGE_PATCH_CONTENT_TYPE = 'application/merge-patch+json';
 /** Items per page of a list (the API server's continue tokens carry on from there). */
 export const LIST_PAGE_SIZE = 500;
+/** A list stops with an error beyond this many pages (LIST_PAGE_SIZE each). */
+export const MAX_LIST_PAGES = 2_000;
+/** Read-modify-write rounds of patch, delete and recordEvent when their own precondition fails. */
+export const WRITE_ATTEMPTS = 5;
 /** Name every write is recorded under in managedFields. */
 export const DEFAULT_FIELD_MANAGER = 'hornbill';
 

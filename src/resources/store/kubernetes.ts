@@ -22,7 +22,6 @@
 import {
   type ConfigurationOptions,
   CoreV1Api,
-  type CoreV1Event,
   CustomObjectsApi,
   type HttpLibrary,
   type KubeConfig,
@@ -34,7 +33,6 @@ import { DEFAULT_NAMESPACE, describeKey, type ObjectKey } from '../api.ts';
 import { isPlainObject, type JsonObject, jsonEqual } from '../json.ts';
 import { type AnyResource, type CreateInput, KINDS, type Kind, type ResourceOf } from '../registry.ts';
 import { admitCreate, admitUpdate } from '../validation.ts';
-import { admitEvent } from './embedded-events.ts';
 import {
   admitStatus,
   checkKey,
@@ -54,25 +52,22 @@ import {
   loadKubeConfig,
 } from './kubernetes-config.ts';
 import { fromKubernetesError, type RequestDescription } from './kubernetes-errors.ts';
+import { KubernetesEvents } from './kubernetes-events.ts';
 import {
   collectionPath,
   createBody,
   DEFAULT_FIELD_MANAGER,
   deleteOptionsBody,
-  eventCorrelationKey,
-  eventFieldSelector,
   LIST_PAGE_SIZE,
   labelSelectorQuery,
   locationOf,
+  MAX_LIST_PAGES,
   MERGE_PATCH_CONTENT_TYPE,
   mergePatchBetween,
-  newEventBody,
-  normalizeEvent,
   normalizeObject,
-  repeatEventPatch,
   replaceBody,
-  sortEvents,
   sortObjects,
+  WRITE_ATTEMPTS,
   watchQuery,
 } from './kubernetes-requests.ts';
 import { KubernetesWatch, type WatchConnection } from './kubernetes-watch.ts';
@@ -98,12 +93,6 @@ export { DEFAULT_REQUEST_TIMEOUT_MS, kubernetesRequestOptions, loadKubeConfig } 
  * BOOKMARK just before it ends the request, so an idle watch keeps a fresh resourceVersion.
  */
 export const DEFAULT_WATCH_TIMEOUT_SECONDS = 25;
-/** Read-modify-write rounds of patch, delete and recordEvent when their own precondition fails. */
-const WRITE_ATTEMPTS = 5;
-/** Events whose count this process remembers (to skip a read on a repeat). */
-const EVENT_CACHE_LIMIT = 4_096;
-/** A list stops with an error beyond this many pages (LIST_PAGE_SIZE each). */
-const MAX_LIST_PAGES = 2_000;
 
 export interface KubernetesStoreOptions extends KubeConfigOptions {
   /**
@@ -146,13 +135,6 @@ export async function openKubernetesStore(
   return store;
 }
 
-interface CachedEvent {
-  name: string;
-  namespace: string;
-  count: number;
-  resourceVersion: string;
-}
-
 export class KubernetesResourceStore implements ResourceStore {
   readonly backend = 'kubernetes';
   readonly kubeConfig: KubeConfig;
@@ -170,7 +152,7 @@ export class KubernetesResourceStore implements ResourceStore {
   /** Aborted by close(): ends every request in flight. */
   private readonly closing = new AbortController();
   private readonly watches = new Set<ResourceWatch<unknown>>();
-  private readonly events = new Map<string, CachedEvent>();
+  private readonly eventRecorder: KubernetesEvents;
   private closed = false;
 
   constructor(kubeConfig: KubeConfig, options: KubernetesStoreOptions = {}) {
@@ -185,6 +167,12 @@ export class KubernetesResourceStore implements ResourceStore {
     this.logger = options.logger ?? silentLogger;
     this.clock = options.clock ?? Date.now;
     this.httpApi = options.httpApi;
+    this.eventRecorder = new KubernetesEvents({
+      core: this.core,
+      call: (request, send) => this.call(request, send),
+      requestOptions: (contentType) => this.requestOptions(contentType),
+      clock: this.clock,
+    });
   }
 
   private checkUsable(): void {
@@ -528,94 +516,15 @@ export class KubernetesResourceStore implements ResourceStore {
     return watch;
   }
 
-  /**
-   * Writes a core/v1 Event. Repeats (same object, type, reason, message, component, host)
-   * are one Event, named from their correlation key, whose count grows and whose
-   * lastTimestamp moves; each repeat is a merge patch made conditional on the
-   * resourceVersion last seen, so concurrent writers never lose a count.
-   */
-  async recordEvent(input: EventInput): Promise<ResourceEvent> {
+  /** Writes a core/v1 Event (kubernetes-events.ts: repeats are one Event whose count grows). */
+  recordEvent(input: EventInput): Promise<ResourceEvent> {
     this.checkUsable();
-    admitEvent(input);
-    const key = eventCorrelationKey(input);
-    const body = newEventBody(input, this.clock());
-    const name = (body.metadata as { name: string }).name;
-    const namespace = input.involvedObject.namespace;
-    const request = { operation: 'recordEvent', kind: 'Event', namespace, name };
-    for (let attempt = 1; ; attempt++) {
-      const known = this.events.get(key);
-      try {
-        const raw =
-          known === undefined
-            ? await this.call(request, () =>
-                this.core.createNamespacedEvent(
-                  { namespace, body: body as unknown as CoreV1Event },
-                  this.requestOptions(),
-                ),
-              )
-            : await this.call(request, () =>
-                this.core.patchNamespacedEvent(
-                  {
-                    namespace,
-                    name,
-                    body: repeatEventPatch(known.count, known.resourceVersion, this.clock()),
-                  },
-                  this.requestOptions(MERGE_PATCH_CONTENT_TYPE),
-                ),
-              );
-        return this.rememberEvent(key, normalizeEvent(raw));
-      } catch (error) {
-        if (attempt >= WRITE_ATTEMPTS) throw error;
-        if (isHornbillError(error, 'RESOURCE_NOT_FOUND')) {
-          this.events.delete(key); // expired (the API server keeps Events for an hour): create it again
-        } else if (
-          isHornbillError(error, 'RESOURCE_ALREADY_EXISTS') ||
-          isHornbillError(error, 'RESOURCE_CONFLICT')
-        ) {
-          const current = await this.call(request, () =>
-            this.core.readNamespacedEvent({ namespace, name }, this.requestOptions()),
-          );
-          this.rememberEvent(key, normalizeEvent(current));
-        } else {
-          throw error;
-        }
-      }
-    }
+    return this.eventRecorder.record(input);
   }
 
-  private rememberEvent(key: string, event: ResourceEvent): ResourceEvent {
-    this.events.delete(key);
-    this.events.set(key, {
-      name: event.metadata.name,
-      namespace: event.metadata.namespace,
-      count: event.count,
-      resourceVersion: event.metadata.resourceVersion,
-    });
-    if (this.events.size > EVENT_CACHE_LIMIT) {
-      const oldest = this.events.keys().next().value;
-      if (oldest !== undefined) this.events.delete(oldest);
-    }
-    return event;
-  }
-
-  async listEvents(options: EventListOptions = {}): Promise<ResourceEvent[]> {
+  listEvents(options: EventListOptions = {}): Promise<ResourceEvent[]> {
     this.checkUsable();
-    const fieldSelector = eventFieldSelector(options);
-    const namespace = options.namespace;
-    const events: ResourceEvent[] = [];
-    let continueToken: string | undefined;
-    for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const query = { fieldSelector, limit: LIST_PAGE_SIZE, _continue: continueToken };
-      const list = await this.call({ operation: 'listEvents', kind: 'Event', namespace }, () =>
-        namespace === undefined
-          ? this.core.listEventForAllNamespaces(query, this.requestOptions())
-          : this.core.listNamespacedEvent({ ...query, namespace }, this.requestOptions()),
-      );
-      for (const item of list.items ?? []) events.push(normalizeEvent(item));
-      continueToken = list.metadata?._continue;
-      if (continueToken === undefined || continueToken === '') break;
-    }
-    return sortEvents(events);
+    return this.eventRecorder.list(options);
   }
 
   /** Ends every watch and aborts every request in flight; later calls are RESOURCE_STORE_CLOSED. */
