@@ -37,6 +37,16 @@ export function writeChecksumSection(section: Uint8Array, offsetBytes: number, d
 }
 
 /**
+ * Copies the first `count` checksums of an aligned write's checksum section (little-endian
+ * CRC32Cs, at any byte offset) into `out` — the numbers a store compares or takes as its own.
+ */
+export function readChecksumSection(section: Uint8Array, out: Uint32Array, count: number): void {
+  for (let block = 0, at = 0; block < count; block++, at += 4)
+    out[block] =
+      (section[at] | (section[at + 1] << 8) | (section[at + 2] << 16) | (section[at + 3] << 24)) >>> 0;
+}
+
+/**
  * Checks `data` against a checksum section; returns the index of the first bad block (or 0
  * for a whole-data checksum), or -1 when everything matches.
  */

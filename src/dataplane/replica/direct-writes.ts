@@ -4,6 +4,7 @@ import type { Logger } from '../../logging.ts';
 import { BLOCK_SIZE, MAX_IO_BLOCKS } from '../../storage/constants.ts';
 import type { ReplicaStore } from '../../storage/replica-store.ts';
 import { FrameFlag } from '../protocol/frame.ts';
+import { readChecksumSection } from '../protocol/payloads.ts';
 import { applyWriteBatch, type BatchedWrite, MAX_BATCH_WRITES } from './write-batch.ts';
 
 interface DirectWrite extends BatchedWrite {
@@ -65,9 +66,7 @@ export class DirectWrites {
     }
     if (this.pending.length === MAX_BATCH_WRITES || this.checksumsUsed + blocks > MAX_IO_BLOCKS) this.apply();
     const computed = this.checksums.subarray(this.checksumsUsed, this.checksumsUsed + blocks);
-    for (let block = 0, at = 0; block < blocks; block++, at += 4)
-      computed[block] =
-        (section[at] | (section[at + 1] << 8) | (section[at + 2] << 16) | (section[at + 3] << 24)) >>> 0;
+    readChecksumSection(section, computed, blocks);
     this.checksumsUsed += blocks;
     const write = this.spare.pop() ?? ({} as DirectWrite);
     write.offsetBytes = offsetBytes;

@@ -21,6 +21,7 @@ import {
   encodeExtents,
   encodeJson,
   isBlockAligned,
+  readChecksumSection,
 } from '../protocol/payloads.ts';
 import { applyLayerWrite } from './apply-layer-write.ts';
 import type { ReplicaControl } from './replica-control.ts';
@@ -176,7 +177,7 @@ export class ReplicaConnection {
     let expected: Uint32Array | number;
     if (aligned) {
       expected = this.expectedScratch.subarray(this.expectedUsed, this.expectedUsed + blocks);
-      for (let block = 0; block < blocks; block++) expected[block] = payload.readUInt32LE(block * 4);
+      readChecksumSection(payload, expected, blocks);
       this.expectedUsed += blocks;
     } else {
       expected = payload.readUInt32LE(0);
