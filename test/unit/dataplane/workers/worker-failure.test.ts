@@ -21,6 +21,18 @@ function ioWorkerThreads(): number {
   return count;
 }
 
+/**
+ * Asserts that no channel worker thread is left. pthread_join returns once the kernel has
+ * released the thread's memory, a moment before it leaves /proc/self/task (the rest of its
+ * exit runs after): a joined thread is gone within milliseconds, an unjoined one stays.
+ */
+async function assertWorkerThreadsJoined(): Promise<void> {
+  const deadline = Date.now() + 1000;
+  while (ioWorkerThreads() > 0 && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.equal(ioWorkerThreads(), 0, 'every worker thread was joined');
+}
+
 describe('IoChannel worker failures', () => {
   test('a terminated worker fails exactly its requests in flight with WORKER_FAILED; a replacement serves again', async (t) => {
     const harness = await openChannel(t, { workerCount: 2, ringCapacity: 8 });
@@ -63,7 +75,7 @@ describe('IoChannel worker failures', () => {
     for (let requestId = 200; requestId < 240; requestId++) served.add(outcomes.get(requestId)?.value ?? -1);
     assert.deepEqual([...served].sort(), [0, 1], 'both workers serve');
     await channel.close();
-    assert.equal(ioWorkerThreads(), 0, 'every worker thread was joined');
+    await assertWorkerThreadsJoined();
   });
 
   test('an uncaught exception in a worker fails its requests, is reported, and leaves no lane wedged', async (t) => {
@@ -138,7 +150,7 @@ describe('IoChannel worker failures', () => {
         Math.max(1, workerCount),
         'every handler was closed',
       );
-      assert.equal(ioWorkerThreads(), 0, 'every worker thread was joined');
+      await assertWorkerThreadsJoined();
     });
 
     test(`close({ drain: false }) with ${workerCount} workers fails requests in flight with WORKER_CHANNEL_CLOSED`, async (t) => {
@@ -154,7 +166,7 @@ describe('IoChannel worker failures', () => {
       assert.equal(outcomes.size, 5);
       for (const outcome of outcomes.values()) assert.equal(outcome.errorCode, 'WORKER_CHANNEL_CLOSED');
       assert.equal(channel.inFlightCount(), 0);
-      assert.equal(ioWorkerThreads(), 0, 'every worker thread was joined');
+      await assertWorkerThreadsJoined();
       harness.openGate();
     });
   }
@@ -167,6 +179,6 @@ describe('IoChannel worker failures', () => {
     await channel.close({ drainTimeoutMs: 100 });
     assert.deepEqual(outcomes.get(1), { errorCode: undefined, value: 2 });
     assert.equal(outcomes.get(2)?.errorCode, 'WORKER_CHANNEL_CLOSED');
-    assert.equal(ioWorkerThreads(), 0, 'every worker thread was joined');
+    await assertWorkerThreadsJoined();
   });
 });
