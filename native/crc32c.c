@@ -22,12 +22,16 @@
 #include <cpuid.h>
 #include <nmmintrin.h>
 
+#include "crc32c-fold.h"
+
 #define POLYNOMIAL 0x82f63b78u  /* reflected CRC32C */
 #define LANE 1360u              /* three lanes of 1360 bytes cover a 4 KiB block but 16 bytes */
 
 static uint32_t byte_table[256];
 static uint32_t shift_table[4][256]; /* applies LANE zero bytes to a CRC register */
 static int have_sse42;
+static int have_fold; /* AVX-512 with VPCLMULQDQ: crc32c-fold.c */
+static uint32_t crc_bytes_table(uint32_t crc, const uint8_t *data, size_t length);
 
 /* Multiplies a 32x32 GF(2) matrix (columns) by a vector. */
 static uint32_t matrix_times(const uint32_t *matrix, uint32_t vector) {
@@ -85,6 +89,7 @@ static void build_tables(void) {
   }
   unsigned int eax, ebx, ecx, edx;
   have_sse42 = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_SSE4_2) != 0;
+  have_fold = have_sse42 && crc32c_fold_init(crc_bytes_table);
 }
 
 static inline uint32_t shift_lane(uint32_t crc) {
@@ -135,7 +140,8 @@ __attribute__((target("sse4.2"))) static uint32_t crc_register_hardware(uint32_t
 /* CRC32C with the standard initial and final inversion, continuing from `seed` (0: a fresh CRC). */
 static uint32_t crc32c(uint32_t seed, const uint8_t *data, size_t length) {
   uint32_t crc = seed ^ 0xffffffffu;
-  crc = have_sse42 ? crc_register_hardware(crc, data, length) : crc_bytes_table(crc, data, length);
+  if (have_fold && length >= CRC32C_FOLD_MINIMUM) crc = crc32c_fold(crc, data, length);
+  else crc = have_sse42 ? crc_register_hardware(crc, data, length) : crc_bytes_table(crc, data, length);
   return crc ^ 0xffffffffu;
 }
 
@@ -228,6 +234,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_value hardware;
   napi_get_boolean(env, have_sse42, &hardware);
   napi_set_named_property(env, exports, "hardware", hardware);
+  napi_value folding;
+  napi_get_boolean(env, have_fold, &folding);
+  napi_set_named_property(env, exports, "folding", folding);
   return exports;
 }
 

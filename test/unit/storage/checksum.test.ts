@@ -1,11 +1,53 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { test } from 'node:test';
+import { crc32c as portableCrc32c } from '@node-rs/crc32';
 import { checksumImplementation, crc32cBlocks, crc32cRange } from '../../../src/native.ts';
 import { patternBytes } from '../../helpers/temp.ts';
 
 test('CRC32C matches the published check value', () => {
   // RFC 3720 B.4 / the CRC catalogue: CRC-32C of "123456789" is 0xE3069283.
   assert.equal(crc32cRange(Buffer.from('123456789'), 0, 9), 0xe3069283);
+});
+
+test(`CRC32C (${checksumImplementation}) agrees with @node-rs/crc32 at every length to 3,000 bytes, at any offset and seed`, () => {
+  const data = patternBytes(11, 1024 * 1024 + 64);
+  let compared = 0;
+  for (let length = 0; length <= 3000; length++) {
+    for (const offset of [0, 1, 13]) {
+      for (const seed of [0, 0xdeadbeef]) {
+        const expected = portableCrc32c(data.subarray(offset, offset + length), seed) >>> 0;
+        assert.equal(
+          crc32cRange(data, offset, length, seed),
+          expected,
+          `length ${length} offset ${offset} seed ${seed}`,
+        );
+        compared++;
+      }
+    }
+  }
+  // The sizes Hornbill checksums most: a block, a burst, a rebuild transfer.
+  for (const length of [4096, 65536, 1024 * 1024]) {
+    assert.equal(
+      crc32cRange(data, 64, length),
+      portableCrc32c(data.subarray(64, 64 + length)) >>> 0,
+      `length ${length}`,
+    );
+  }
+  assert.equal(compared, 3001 * 6);
+});
+
+const cpuFlags = new Set(
+  (/^flags\s*:(.*)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? '').trim().split(/\s+/),
+);
+test('on a CPU with AVX-512 and VPCLMULQDQ the native CRC32C folds (its check against the table at load passed)', {
+  skip:
+    !checksumImplementation.startsWith('native') ||
+    !['avx512f', 'avx512bw', 'vpclmulqdq'].every((flag) => cpuFlags.has(flag))
+      ? 'needs the native addon and a CPU with avx512f, avx512bw and vpclmulqdq'
+      : false,
+}, () => {
+  assert.equal(checksumImplementation, 'native, AVX-512 VPCLMULQDQ folding');
 });
 
 test('crc32cBlocks checksums blocks back to back, or records a stride apart', () => {
