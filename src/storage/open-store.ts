@@ -4,7 +4,14 @@ import fsExtensions from 'fs-native-extensions';
 import { HornbillError } from '../errors.ts';
 import { Chunk } from './block-table.ts';
 import { blockChecksum, isZeroBlock, ZERO_BLOCK_CHECKSUM } from './checksum.ts';
-import { BLOCK_SIZE, BlockState, type BlockStateValue, CHUNK_BLOCKS, MAX_VOLUME_BYTES } from './constants.ts';
+import {
+  BLOCK_SIZE,
+  BlockState,
+  type BlockStateValue,
+  CHUNK_BLOCKS,
+  DEFAULT_CHECKPOINT_JOURNAL_BYTES,
+  MAX_VOLUME_BYTES,
+} from './constants.ts';
 import {
   INDEX_FILE_NAME,
   type IndexContents,
@@ -28,7 +35,7 @@ import { syncDirectory } from './store-durability.ts';
 export interface StoreOptions {
   /** Layer files kept open at once besides the head (default 512). */
   maxOpenLayerFiles?: number;
-  /** Journal size that triggers a checkpoint into the index (default 8 MiB). */
+  /** Journal size that triggers a checkpoint into the index (default DEFAULT_CHECKPOINT_JOURNAL_BYTES, 32 MiB). */
   checkpointJournalBytes?: number;
   /**
    * Read the whole index in a child process before opening it (default true): LMDB can
@@ -146,7 +153,7 @@ export function openStoreCore(directory: string, options: StoreOptions = {}): St
       journal: undefined as unknown as Journal,
       lockFd,
       maxOpenLayerFiles: options.maxOpenLayerFiles ?? 512,
-      checkpointJournalBytes: options.checkpointJournalBytes ?? 8 * 1024 * 1024,
+      checkpointJournalBytes: options.checkpointJournalBytes ?? DEFAULT_CHECKPOINT_JOURNAL_BYTES,
     });
     loadLayers(core, contents);
     accountForLayerFiles(core);
@@ -156,6 +163,7 @@ export function openStoreCore(directory: string, options: StoreOptions = {}): St
     // Consolidate: everything replayed goes into the index, and writes start in a fresh journal.
     core.journal = replayed;
     core.checkpoint();
+    removeOlderJournals(core);
     core.collectGarbage();
     return core;
   } catch (error) {
@@ -266,13 +274,15 @@ function accountForLayerFiles(core: StoreCore): void {
 }
 
 /**
- * Replays the journal named by the index and returns a fresh journal for the next
- * generation. Older journals were already checkpointed; a newer one can only be the empty
- * journal of an interrupted checkpoint.
+ * Replays the journal named by the index, then the next generation when it holds records
+ * (the writes after a background checkpoint rotated the journal, when the crash came before
+ * that checkpoint's commit), and returns the last of them, attached, for the consolidating
+ * checkpoint to rotate past. Older journals were already checkpointed; any other newer one
+ * can only be the empty journal of an interrupted checkpoint.
  */
 function replayJournals(core: StoreCore): Journal {
   const generation = core.volume.journalGeneration;
-  let current: string | undefined;
+  const paths = new Map<number, string>();
   for (const name of fs.readdirSync(core.journalDirectory)) {
     const fileGeneration = journalGenerationFromFileName(name);
     const filePath = path.join(core.journalDirectory, name);
@@ -285,30 +295,10 @@ function replayJournals(core: StoreCore): Journal {
         },
       );
     }
-    if (fileGeneration === generation) {
-      current = filePath;
-    } else if (fileGeneration < generation) {
-      fs.rmSync(filePath, { force: true });
-    } else {
-      // The new journal of a checkpoint that did not commit: no write ever went to it. A
-      // crash while it was being created can leave it without a complete header.
-      if (fs.statSync(filePath).size < JOURNAL_HEADER_BYTES) {
-        fs.rmSync(filePath, { force: true });
-        continue;
-      }
-      const leftover = readJournal(filePath, fileGeneration);
-      if (leftover.blocks.length > 0 || leftover.revisionCounter >= 0) {
-        throw new HornbillError(
-          'STORE_JOURNAL_CORRUPT',
-          `journal ${filePath} is newer than the index but holds records`,
-          {
-            path: filePath,
-          },
-        );
-      }
-      fs.rmSync(filePath, { force: true });
-    }
+    if (fileGeneration < generation) fs.rmSync(filePath, { force: true });
+    else paths.set(fileGeneration, filePath);
   }
+  const current = paths.get(generation);
   if (current === undefined) {
     throw new HornbillError(
       'STORE_JOURNAL_CORRUPT',
@@ -316,11 +306,45 @@ function replayJournals(core: StoreCore): Journal {
       { generation },
     );
   }
-  const replay = readJournal(current, generation);
-  applyReplay(core, replay.blocks);
-  core.revisionCounter = Math.max(core.revisionCounter, replay.revisionCounter);
-  // Kept as it is until the consolidating checkpoint has committed; then that checkpoint deletes it.
-  return Journal.attach(core.journalDirectory, generation);
+  const replays = [readJournal(current, generation)];
+  let last = generation;
+  for (const [fileGeneration, filePath] of [...paths].sort(([a], [b]) => a - b)) {
+    if (fileGeneration === generation) continue;
+    // A crash while the file was being created can leave it without a complete header.
+    const leftover =
+      fs.statSync(filePath).size < JOURNAL_HEADER_BYTES ? undefined : readJournal(filePath, fileGeneration);
+    const holdsRecords =
+      leftover !== undefined && (leftover.blocks.length > 0 || leftover.revisionCounter >= 0);
+    if (holdsRecords && fileGeneration === generation + 1) {
+      replays.push(leftover);
+      last = fileGeneration;
+    } else if (holdsRecords) {
+      throw new HornbillError(
+        'STORE_JOURNAL_CORRUPT',
+        `journal ${filePath} is newer than the index and its successor but holds records`,
+        {
+          path: filePath,
+        },
+      );
+    } else {
+      fs.rmSync(filePath, { force: true });
+    }
+  }
+  for (const replay of replays) {
+    applyReplay(core, replay.blocks);
+    core.revisionCounter = Math.max(core.revisionCounter, replay.revisionCounter);
+  }
+  // Kept as they are until the consolidating checkpoint has committed (removeOlderJournals).
+  return Journal.attach(core.journalDirectory, last);
+}
+
+/** Deletes the journals the consolidating checkpoint left behind (all are in the index now). */
+function removeOlderJournals(core: StoreCore): void {
+  for (const name of fs.readdirSync(core.journalDirectory)) {
+    const fileGeneration = journalGenerationFromFileName(name);
+    if (fileGeneration !== undefined && fileGeneration < core.journal.generation)
+      fs.rmSync(path.join(core.journalDirectory, name), { force: true });
+  }
 }
 
 /**

@@ -14,10 +14,14 @@ interface DirectWrite extends BatchedWrite {
 
 /**
  * The writes of an engine on this thread to this replica's store, without frames
- * (in-thread-link.ts InThreadStore.write): gathered during one synchronous run and applied
- * together on the next tick with one journal append, as the WRITE frames of one socket
- * read are (replica-connection.ts). The data is neither copied nor checksummed again: the
- * engine's checksums, computed from the same memory, become the store's.
+ * (in-thread-link.ts InThreadStore.write): gathered and applied together with one journal
+ * append, as the WRITE frames of one socket read are (replica-connection.ts), in the check
+ * phase of the event loop (setImmediate), so that a caller that only ever awaits writes
+ * still lets the loop turn (the store's background checkpoint completes there). Frames that
+ * arrive through the in-thread link apply the pending writes first (applyPending), so frames
+ * and writes still reach the store in the order they were sent. The data is neither copied
+ * nor checksummed again: the engine's checksums, computed from the same memory, become the
+ * store's.
  *
  * Entries and the checksum area are reused; a batch is applied at once when either is full.
  */
@@ -79,8 +83,13 @@ export class DirectWrites {
     if (write.fua) this.pendingFua = true;
     if (!this.scheduled) {
       this.scheduled = true;
-      process.nextTick(this.applyScheduled);
+      setImmediate(this.applyScheduled);
     }
+  }
+
+  /** Applies the writes gathered so far now (before frames that were sent after them). */
+  applyPending(): void {
+    if (!this.applying) this.apply();
   }
 
   /** Applies the pending writes and tells each caller its outcome. */

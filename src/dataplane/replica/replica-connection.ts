@@ -56,8 +56,19 @@ export class ReplicaConnection {
   private pendingFua = false;
   private closed = false;
 
-  constructor(socket: ByteStream, peer: string, store: ReplicaStore, control: ReplicaControl, log: Logger) {
+  /** Called before the frames of each chunk are handled (the in-thread link: apply the direct writes sent before them). */
+  private readonly beforeFrames: (() => void) | undefined;
+
+  constructor(
+    socket: ByteStream,
+    peer: string,
+    store: ReplicaStore,
+    control: ReplicaControl,
+    log: Logger,
+    beforeFrames?: () => void,
+  ) {
     this.socket = socket;
+    this.beforeFrames = beforeFrames;
     this.peer = peer;
     this.store = store;
     this.control = control;
@@ -75,6 +86,7 @@ export class ReplicaConnection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
+    this.beforeFrames?.();
     this.arena.begin(this.socket.writableLength === 0);
     this.socket.cork();
     try {

@@ -77,11 +77,12 @@ export class ReplicaServer {
     const address = this.server.address() as net.AddressInfo;
     const listening = { host: address.address, port: address.port };
     if (this.options.inThread === true) {
-      const accept = (socket: InThreadSocket) => this.accept(socket, 'in-thread');
       // The engine reaches the store without frames too (in-thread-link.ts InThreadStore):
-      // reads at once, writes gathered per tick. A closed store answers STORE_CLOSED, which
-      // the client takes as the replica gone.
+      // reads at once, writes gathered per turn of the loop; frames apply those first. A
+      // closed store answers STORE_CLOSED, which the client takes as the replica gone.
       const directWrites = new DirectWrites(this.store, this.options.log);
+      const accept = (socket: InThreadSocket) =>
+        this.accept(socket, 'in-thread', () => directWrites.applyPending());
       const store: InThreadStore = {
         read: (offsetBytes, target) => this.store.read(offsetBytes, target),
         write: (offsetBytes, data, checksums, flags, done) =>
@@ -98,7 +99,11 @@ export class ReplicaServer {
     return listening;
   }
 
-  private accept(socket: ByteStream & { setNoDelay?(noDelay: boolean): unknown }, peer: string): void {
+  private accept(
+    socket: ByteStream & { setNoDelay?(noDelay: boolean): unknown },
+    peer: string,
+    beforeFrames?: () => void,
+  ): void {
     if (this.sockets.size >= (this.options.maxConnections ?? 16)) {
       this.options.log('warn', 'refusing a replica connection: too many connections', { peer });
       socket.destroy();
@@ -107,7 +112,7 @@ export class ReplicaServer {
     socket.setNoDelay?.(true);
     this.sockets.add(socket);
     socket.on('close', () => this.sockets.delete(socket));
-    new ReplicaConnection(socket, peer, this.options.store, this.control, this.options.log);
+    new ReplicaConnection(socket, peer, this.options.store, this.control, this.options.log, beforeFrames);
   }
 
   /** Stops listening and closes every connection; the store stays open (its owner closes it). */
