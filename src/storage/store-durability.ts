@@ -74,12 +74,9 @@ export class StoreDurability extends StoreState {
     };
     this.journal = next;
     this.background = background;
-    const tb = performance.now();
     syncFilesInBackground(
       files.map((file) => file.path),
       (error) => {
-        if (process.env.DBG)
-          process.stderr.write(`bg done ${(performance.now() - tb).toFixed(1)}ms ${error}\n`);
         if (this.background !== background || error !== undefined) return;
         background.synced = true;
         try {
@@ -99,11 +96,7 @@ export class StoreDurability extends StoreState {
   settleCheckpoint(): void {
     const background = this.background;
     if (background === undefined) return;
-    const t0 = performance.now();
-    const was = background.synced;
     if (!background.synced) for (const file of background.files) if (file.isOpen()) file.datasync();
-    if (process.env.DBG)
-      process.stderr.write(`settle synced=${was} ${(performance.now() - t0).toFixed(1)}ms\n`);
     background.synced = true;
     this.commitBackground(background);
   }
