@@ -57,12 +57,13 @@ export class StoreDurability extends StoreState {
   maybeCheckpoint(): void {
     if (this.journal.sizeBytes < this.checkpointJournalBytes) return;
     this.settleCheckpoint();
+    // The next journal first: if it cannot be made, nothing has changed and the write that
+    // called this gets the error.
+    const next = this.createNextJournal();
+    failpoint('checkpoint-journal-created');
     const files = [...this.dirtyFiles].filter((file) => file.isOpen());
     this.dirtyFiles.clear();
     const { putChunks, deleteChunks } = this.takeDirtyChunks();
-    const next = Journal.create(this.journalDirectory, this.journal.generation + 1);
-    syncDirectory(this.journalDirectory);
-    failpoint('checkpoint-journal-created');
     const background: BackgroundCheckpoint = {
       previous: this.journal,
       generation: next.generation,
@@ -112,12 +113,11 @@ export class StoreDurability extends StoreState {
     this.settleCheckpoint();
     for (const file of this.dirtyFiles) if (file.isOpen()) file.datasync();
     this.dirtyFiles.clear();
+    const next = this.createNextJournal();
+    failpoint('checkpoint-journal-created');
     const taken = this.takeDirtyChunks();
     const putChunks = [...(extra.putChunks ?? []), ...taken.putChunks];
     const deleteChunks = [...(extra.deleteChunks ?? []), ...taken.deleteChunks];
-    const next = Journal.create(this.journalDirectory, this.journal.generation + 1);
-    syncDirectory(this.journalDirectory);
-    failpoint('checkpoint-journal-created');
     const volume: VolumeRecord = {
       ...(extra.volume ?? this.volume),
       journalGeneration: next.generation,
@@ -152,6 +152,19 @@ export class StoreDurability extends StoreState {
     this.background = undefined;
     background.previous.close();
     fs.rmSync(background.previous.path, { force: true });
+  }
+
+  /** Creates the next generation's journal, durable in its directory; nothing is left behind on failure. */
+  private createNextJournal(): Journal {
+    const next = Journal.create(this.journalDirectory, this.journal.generation + 1);
+    try {
+      syncDirectory(this.journalDirectory);
+    } catch (error) {
+      next.close();
+      fs.rmSync(next.path, { force: true });
+      throw error;
+    }
+    return next;
   }
 
   /** The serialized records of every chunk changed since the last checkpoint; the layers' lists are cleared. */

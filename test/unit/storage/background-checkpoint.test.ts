@@ -28,18 +28,21 @@ function writeMany(store: ReplicaStore, expected: Buffer, first: number, count: 
   }
 }
 
-function openStore(t: TestContext): { root: string; store: ReplicaStore; expected: Buffer } {
+function openStore(
+  t: TestContext,
+  sizeBytes = 4 * MiB,
+): { root: string; store: ReplicaStore; expected: Buffer } {
   const root = tempDirectory(t);
   const store = ReplicaStore.create(path.join(root, 'live'), {
-    sizeBytes: 4 * MiB,
+    sizeBytes,
     checkpointJournalBytes: CHECKPOINT_JOURNAL_BYTES,
   });
   defer(t, () => store.close());
-  return { root, store, expected: Buffer.alloc(4 * MiB) };
+  return { root, store, expected: Buffer.alloc(sizeBytes) };
 }
 
 function readAll(store: ReplicaStore): Buffer {
-  const volume = Buffer.alloc(4 * MiB);
+  const volume = Buffer.alloc(store.sizeBytes);
   store.read(0, volume);
   return volume;
 }
@@ -116,6 +119,50 @@ describe('background checkpoints', () => {
     defer(t, () => reopened.close());
     assert.ok(readAll(reopened).equals(expected));
     assert.equal(reopened.revisionCounter, 36);
+  });
+
+  test('when the next journal cannot be made, the write that filled the journal fails with a code and nothing is lost', (t) => {
+    // Two index chunks (4 MiB each): the writes after the failure go to the second, so the
+    // first chunk's record reaches the index only if the failed checkpoint kept it due.
+    const { root, store, expected } = openStore(t, 8 * MiB);
+    const live = path.join(root, 'live');
+    writeMany(store, expected, 0, 9);
+    const [current] = journals(live);
+    assert.ok(current.size < CHECKPOINT_JOURNAL_BYTES, 'nine writes do not fill the journal');
+    // A directory where the next generation's journal file would go: creating it fails.
+    const blocked = path.join(
+      live,
+      'journal',
+      `${String(Number(current.name.slice(0, 10)) + 1).padStart(10, '0')}.journal`,
+    );
+    fs.mkdirSync(blocked);
+    const data = patternBytes(509, 8192);
+    data.copy(expected, 9 * 3 * 4096);
+    assert.throws(
+      () => store.write(9 * 3 * 4096, data),
+      (error) => isHornbillError(error, 'STORE_IO'),
+    );
+    // An immediate checkpoint (a snapshot) fails the same way and changes nothing either.
+    assert.throws(
+      () => store.snapshot('s1'),
+      (error) => isHornbillError(error, 'STORE_IO'),
+    );
+    assert.deepEqual(
+      store.listChain().map((layer) => layer.name),
+      [store.listChain().at(-1)?.name],
+      'no snapshot was made',
+    );
+    fs.rmdirSync(blocked);
+    for (let index = 0; index < 12; index++) {
+      const later = patternBytes(600 + index, 8192);
+      store.write(4 * MiB + index * 3 * 4096, later);
+      later.copy(expected, 4 * MiB + index * 3 * 4096);
+    }
+    store.close();
+    const reopened = ReplicaStore.open(live);
+    defer(t, () => reopened.close());
+    assert.ok(readAll(reopened).equals(expected), 'every write, the one whose checkpoint failed included');
+    assert.equal(reopened.verify().badBlockCount, 0);
   });
 
   test('a journal with records two generations past the index is refused and nothing changes', (t) => {
