@@ -182,7 +182,7 @@ export class Engine implements BlockDevice {
       throw new HornbillError('INVALID_ARGUMENT', `a single write is limited to ${MAX_IO_BYTES} bytes`);
     }
     if (source.length === 0) return;
-    await this.gate.enter();
+    if (!this.gate.tryEnter()) await this.gate.enter();
     try {
       const flags = options?.fua === true ? FrameFlag.FUA : 0;
       if (!this.needsWholeBlocks()) return await this.writeThrough(offsetBytes, source, flags);
@@ -227,7 +227,7 @@ export class Engine implements BlockDevice {
 
   async unmap(offsetBytes: number, lengthBytes: number): Promise<void> {
     this.checkRange(offsetBytes, lengthBytes);
-    await this.gate.enter();
+    if (!this.gate.tryEnter()) await this.gate.enter();
     try {
       if (!this.needsWholeBlocks() || isBlockAligned(offsetBytes, lengthBytes)) {
         return await this.unmapThrough(offsetBytes, lengthBytes);
@@ -271,7 +271,7 @@ export class Engine implements BlockDevice {
   async flush(): Promise<void> {
     if (this.closed)
       throw new HornbillError('DEVICE_NOT_READY', `volume ${this.name}: the engine is stopped`);
-    await this.gate.enter();
+    if (!this.gate.tryEnter()) await this.gate.enter();
     try {
       await this.fanOut((client) => client.flush());
     } finally {
@@ -287,7 +287,15 @@ export class Engine implements BlockDevice {
   private async fanOut(request: (client: ReplicaClient) => Promise<void>): Promise<void> {
     const targets = this.writers();
     if (!targets.some((replica) => replica.mode === 'RW')) throw this.notReady();
-    const outcomes = await Promise.allSettled(targets.map((replica) => request(replica.client!)));
+    const requests = targets.map((replica) => request(replica.client!));
+    try {
+      // Every target did it (the usual case): an RW one among them, checked above.
+      await Promise.all(requests);
+      return;
+    } catch {
+      // Some target failed: wait for all of them and sort the outcomes out below.
+    }
+    const outcomes = await Promise.allSettled(requests);
     const failures = outcomes.filter((outcome) => outcome.status === 'rejected') as PromiseRejectedResult[];
     if (
       failures.length === targets.length &&
@@ -311,7 +319,7 @@ export class Engine implements BlockDevice {
       throw new HornbillError('INVALID_ARGUMENT', `a single read is limited to ${MAX_IO_BYTES} bytes`);
     }
     if (target.length === 0) return;
-    await this.gate.enter();
+    if (!this.gate.tryEnter()) await this.gate.enter();
     try {
       await this.readFromReplicas(offsetBytes, target);
     } finally {

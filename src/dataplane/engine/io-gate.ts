@@ -12,6 +12,13 @@ export class IoGate {
   /** Pauses queue behind one another. */
   private pauseChain: Promise<void> = Promise.resolve();
 
+  /** Counts the caller in at once unless paused (then it must `await enter()`): no promise on the I/O path. */
+  tryEnter(): boolean {
+    if (this.paused !== undefined) return false;
+    this.inFlight++;
+    return true;
+  }
+
   /** Waits while paused, then counts the caller in. */
   async enter(): Promise<void> {
     while (this.paused !== undefined) await this.paused;
