@@ -10,6 +10,7 @@
 
 export type FailpointName =
   | 'journal-committed'
+  | 'journal-committed-during-checkpoint'
   | 'data-written'
   | 'checkpoint-journal-created'
   | 'checkpoint-committed'

@@ -11,7 +11,6 @@ import {
 import { checksumOf, ZERO_BLOCK, ZERO_BLOCK_CHECKSUM } from './checksum.ts';
 import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, MAX_IO_BYTES, SECTOR_SIZE } from './constants.ts';
 import { type ExportOptions, type ExportReport, exportImage } from './export.ts';
-import { failpoint } from './failpoints.ts';
 import { hashSnapshot, type VerifyReport, verify, verifySteps } from './integrity.ts';
 import { validateIoRange } from './io-range.ts';
 import type { LayerInfo } from './layer.ts';
@@ -179,7 +178,7 @@ export class ReplicaStore {
       this.countOperation(options);
       core.journalStaged(core.head, firstBlock, blockCount, 0);
       core.journal.commit();
-      failpoint('journal-committed');
+      core.journalCommitted();
       core.writeStaged(core.head, firstBlock, blockCount, source, 0, 0);
       core.maybeCheckpoint();
       return;
@@ -302,7 +301,7 @@ export class ReplicaStore {
       stageOffset += blockCount;
     }
     core.journal.commit();
-    failpoint('journal-committed');
+    core.journalCommitted();
     stageOffset = 0;
     for (const request of requests) {
       const blockCount = request.data.length / BLOCK_SIZE;

@@ -282,7 +282,7 @@ export class StoreCore extends StoreDurability {
   ): void {
     this.journalStaged(layer, firstBlock, blockCount, 0);
     this.journal.commit();
-    failpoint('journal-committed');
+    this.journalCommitted();
     this.writeStaged(layer, firstBlock, blockCount, source, sourceOffset, 0);
   }
 

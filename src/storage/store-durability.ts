@@ -35,6 +35,16 @@ export class StoreDurability extends StoreState {
 
   private background: BackgroundCheckpoint | undefined;
 
+  /**
+   * Crash-test failpoints after a journal append: `journal-committed` always, and
+   * `journal-committed-during-checkpoint` while a background checkpoint is pending (the
+   * index names the journal before, these records go to the one after it).
+   */
+  journalCommitted(): void {
+    failpoint('journal-committed');
+    if (this.background !== undefined) failpoint('journal-committed-during-checkpoint');
+  }
+
   /** Makes every write so far durable: layer data and the journal, fdatasync'ed. */
   flush(): void {
     this.settleCheckpoint();

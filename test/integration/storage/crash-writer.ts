@@ -48,7 +48,7 @@ function logRecord(type: number, a: number, b: number, c: number): void {
   fs.writeSync(log, record);
 }
 
-const options = { checkpointJournalBytes: 64 * 1024 };
+const options = { checkpointJournalBytes: 8 * 1024 };
 const store = fs.existsSync(directory)
   ? ReplicaStore.open(directory, options)
   : ReplicaStore.create(directory, { sizeBytes, ...options });

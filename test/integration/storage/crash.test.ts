@@ -21,7 +21,7 @@ import {
 /**
  * Crash safety (issue 2, must-hold 2): a child writes at full speed — writes of 1 to 512
  * sectors, unmaps, flushes, snapshots, deletes and purge steps, with checkpoints every
- * 64 KiB of journal — and is killed with SIGKILL at a random moment, 24 times over the same
+ * 8 KiB of journal — and is killed with SIGKILL at a random moment, 24 times over the same
  * replica. After every kill the store reopens and:
  * - verify finds no block that disagrees with its checksum (index, data, checksums agree);
  * - every sector holds exactly the content of some write to it (nothing reads back as
@@ -48,6 +48,8 @@ const writer = path.join(import.meta.dirname, 'crash-writer.ts');
  */
 const FAILPOINTS: [string, number][] = [
   ['journal-committed', 400],
+  // Between a background checkpoint's rotation and its commit: two journals to replay.
+  ['journal-committed-during-checkpoint', 40],
   ['data-written', 400],
   ['checkpoint-journal-created', 6],
   ['checkpoint-committed', 6],
