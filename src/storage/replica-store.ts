@@ -177,8 +177,7 @@ export class ReplicaStore {
       this.checkStaged(firstBlock, blockCount, 0, options.expected);
       this.countOperation(options);
       core.journalStaged(core.head, firstBlock, blockCount, 0);
-      core.journal.commit();
-      core.journalCommitted();
+      core.commitJournal();
       core.writeStaged(core.head, firstBlock, blockCount, source, 0, 0);
       core.maybeCheckpoint();
       return;
@@ -300,8 +299,7 @@ export class ReplicaStore {
       core.journalStaged(head, firstBlock, blockCount, stageOffset);
       stageOffset += blockCount;
     }
-    core.journal.commit();
-    core.journalCommitted();
+    core.commitJournal();
     stageOffset = 0;
     for (const request of requests) {
       const blockCount = request.data.length / BLOCK_SIZE;

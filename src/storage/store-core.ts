@@ -281,8 +281,7 @@ export class StoreCore extends StoreDurability {
     sourceOffset: number,
   ): void {
     this.journalStaged(layer, firstBlock, blockCount, 0);
-    this.journal.commit();
-    this.journalCommitted();
+    this.commitJournal();
     this.writeStaged(layer, firstBlock, blockCount, source, sourceOffset, 0);
   }
 

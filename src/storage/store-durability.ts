@@ -36,11 +36,13 @@ export class StoreDurability extends StoreState {
   private background: BackgroundCheckpoint | undefined;
 
   /**
-   * Crash-test failpoints after a journal append: `journal-committed` always, and
-   * `journal-committed-during-checkpoint` while a background checkpoint is pending (the
-   * index names the journal before, these records go to the one after it).
+   * Writes the queued journal records (Journal.commit), then passes the crash-test
+   * failpoints: `journal-committed` always, and `journal-committed-during-checkpoint` while a
+   * background checkpoint is pending (the index names the journal before, these records go
+   * to the one after it).
    */
-  journalCommitted(): void {
+  commitJournal(): void {
+    this.journal.commit();
     failpoint('journal-committed');
     if (this.background !== undefined) failpoint('journal-committed-during-checkpoint');
   }
@@ -136,8 +138,7 @@ export class StoreDurability extends StoreState {
     try {
       this.index.commit({ ...extra, putChunks, deleteChunks, volume });
     } catch (error) {
-      next.close();
-      fs.rmSync(next.path, { force: true });
+      retireJournal(next);
       // The chunk records taken above were not stored: they stay due for the next checkpoint.
       this.markChunksDirty(taken.putChunks, taken.deleteChunks);
       throw error;
@@ -146,8 +147,7 @@ export class StoreDurability extends StoreState {
     this.volume = volume;
     const previous = this.journal;
     this.journal = next;
-    previous.close();
-    fs.rmSync(previous.path, { force: true });
+    retireJournal(previous);
   }
 
   private commitBackground(background: BackgroundCheckpoint): void {
@@ -160,8 +160,7 @@ export class StoreDurability extends StoreState {
     failpoint('checkpoint-committed');
     this.volume = volume;
     this.background = undefined;
-    background.previous.close();
-    fs.rmSync(background.previous.path, { force: true });
+    retireJournal(background.previous);
   }
 
   /** Creates the next generation's journal, durable in its directory; nothing is left behind on failure. */
@@ -170,8 +169,7 @@ export class StoreDurability extends StoreState {
     try {
       syncDirectory(this.journalDirectory);
     } catch (error) {
-      next.close();
-      fs.rmSync(next.path, { force: true });
+      retireJournal(next);
       throw error;
     }
     return next;
@@ -213,6 +211,12 @@ export class StoreDurability extends StoreState {
     }
     this.volume = { ...this.volume, garbageLayerIds: remaining };
   }
+}
+
+/** Closes a journal and deletes its file (covered by the index, or never named by it). */
+function retireJournal(journal: Journal): void {
+  journal.close();
+  fs.rmSync(journal.path, { force: true });
 }
 
 /** fsync on a directory makes the creation and removal of its entries durable. */
