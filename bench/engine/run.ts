@@ -2,7 +2,7 @@
  * bench/engine: the engine without a frontend (issue 3), over 1 and 3 replica processes on
  * loopback, next to a plain file, in one run.
  *
- *   npm run bench:engine [-- --seconds 3 --size-mib 1024 --rebuild-gib 4 --write-results]
+ *   npm run bench:engine [-- --seconds 3 --size-mib 1024 --rebuild-gib 4 --settle-seconds 5 --part all|rebuild --write-results]
  *
  * Workloads: 4 KiB random write and read at queue depth 1 and 32, 1 MiB sequential write.
  * The engine runs in this process; each replica is a `hornbill replica` process, so the
@@ -16,10 +16,12 @@
  * replica processes.
  *
  * Rebuild: a volume of --rebuild-gib GiB fully written, then a third replica is added and
- * rebuilt, three times, each followed by `cp --sparse=always` of the same layer files, and
- * that copy followed by `sync` (the rebuild's copy is durable when it ends).
+ * rebuilt, and the same layer files copied with `cp --sparse=always` (and that copy followed
+ * by `sync`: the rebuild's copy is durable when it ends), each pair under the same memory
+ * condition (rebuild-vs-copy.ts). `--part rebuild` runs only this part (it cannot be
+ * combined with --write-results, which replaces the whole section).
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,16 +32,37 @@ import { silentLogger } from '../../src/logging.ts';
 import { checksumImplementation } from '../../src/native.ts';
 import { parseBenchArguments, randomOffsets } from '../common.ts';
 import { writeResultsSection } from '../results.ts';
+import {
+  freePageReporting,
+  type RebuildRound,
+  rebuildAgainstCopy,
+  rebuildTable,
+  SETTLE_SECONDS,
+} from './rebuild-vs-copy.ts';
 
-const USAGE = `usage: npm run bench:engine [-- --seconds 3 --size-mib 1024 --rebuild-gib 4 --write-results]`;
+const USAGE = `usage: npm run bench:engine [-- --seconds 3 --size-mib 1024 --rebuild-gib 4 --settle-seconds 5 --part all|rebuild --write-results]`;
 
 const values = parseBenchArguments(USAGE, {
   seconds: { type: 'string', default: '3' },
   'size-mib': { type: 'string', default: '1024' },
   'rebuild-gib': { type: 'string', default: '4' },
+  part: { type: 'string', default: 'all' },
+  'settle-seconds': { type: 'string', default: String(SETTLE_SECONDS) },
   'write-results': { type: 'boolean', default: false },
 });
 const SECONDS = Number(values.seconds);
+if (values.part !== 'all' && values.part !== 'rebuild') {
+  process.stderr.write(`--part is all or rebuild\n\n${USAGE}\n`);
+  process.exit(2);
+}
+if (!(Number(values['settle-seconds']) >= 0)) {
+  process.stderr.write(`--settle-seconds is a number of seconds, 0 or more\n\n${USAGE}\n`);
+  process.exit(2);
+}
+if (values.part === 'rebuild' && values['write-results']) {
+  process.stderr.write(`--write-results needs --part all (it replaces the whole section)\n\n${USAGE}\n`);
+  process.exit(2);
+}
 const SIZE = Number(values['size-mib']) * 1024 * 1024;
 const BLOCKS = SIZE / 4096;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'hornbill-bench-engine-'));
@@ -272,17 +295,10 @@ function plainFileRuns(): Map<string, Result> {
   return results;
 }
 
-interface RebuildRound {
-  rebuildSeconds: number;
-  copySeconds: number;
-  durableCopySeconds: number;
-  bytes: number;
-}
-
 /**
- * Rebuilds of a fully written volume and `cp` of the same layer files, alternating (rebuild,
- * cp, rebuild, cp, …): this VM's cost of filling the page cache moves by several times
- * between runs a minute apart, so each rebuild is set against the copy made right after it.
+ * A volume of `gibibytes` fully written over two replica processes, then rebuilt onto a third
+ * and its layer files copied with `cp`, each under the same memory condition
+ * (rebuild-vs-copy.ts).
  */
 async function rebuildRun(gibibytes: number, rounds: number): Promise<RebuildRound[]> {
   const sizeBytes = gibibytes * 1024 ** 3;
@@ -304,33 +320,37 @@ async function rebuildRun(gibibytes: number, rounds: number): Promise<RebuildRou
   });
   await Promise.all(writers);
   await engine.flush();
-  const results: RebuildRound[] = [];
-  for (let round = 0; round < rounds; round++) {
-    const target = await startReplica(`rb-target-${round}`, sizeBytes);
-    execFileSync('sync');
-    const start = performance.now();
-    const address = { host: '127.0.0.1', port: target.port };
-    const progress = await engine.addReplica(address);
-    const rebuildSeconds = (performance.now() - start) / 1000;
-    engine.removeReplica(address);
-    await target.stop();
-    fs.rmSync(target.directory, { recursive: true, force: true });
-    // The same layer files copied by cp, from the same page cache state (just read by the rebuild).
-    const copyTarget = path.join(work, 'cp-copy');
-    execFileSync('sync');
-    const copyStart = performance.now();
-    execFileSync('cp', ['-r', '--sparse=always', path.join(replicas[0].directory, 'layers'), copyTarget]);
-    const copySeconds = (performance.now() - copyStart) / 1000;
-    // The rebuild ends with the new replica's data durable (its last checkpoint syncs the layer
-    // files); cp ends with the copy in the page cache. Both figures are given.
-    execFileSync('sync');
-    const durableCopySeconds = (performance.now() - copyStart) / 1000;
-    fs.rmSync(copyTarget, { recursive: true, force: true });
-    results.push({ rebuildSeconds, copySeconds, durableCopySeconds, bytes: progress.transferredBytes });
-  }
+  const results = await rebuildAgainstCopy(
+    {
+      engine,
+      sourceDirectory: replicas[0].directory,
+      copyTarget: path.join(work, 'cp-copy'),
+      startTarget: (name) => startReplica(name, sizeBytes),
+      settleSeconds: Number(values['settle-seconds']),
+    },
+    rounds,
+  );
   await engine.close();
   for (const replica of replicas) await replica.stop();
   return results;
+}
+
+function rebuildLines(rounds: RebuildRound[]): string[] {
+  const reporting = freePageReporting();
+  return [
+    `Rebuild of a fully written ${values['rebuild-gib']} GiB volume from 2 RW sources (the new replica copies each range straight from a source), ` +
+      "against `cp -r --sparse=always` of the same layer files, and that copy followed by the `sync` that makes it durable as the rebuild's is. " +
+      `Each pair meets the same memory condition: *returned*, nothing deleted for ${values['settle-seconds']} s before it starts, so the pages freed last went back to the host ` +
+      `(free page reporting ${reporting === undefined ? 'unknown' : reporting ? 'on' : 'off'} here); *reused*, started right after a copy of the same files, held in the page cache, was deleted:`,
+    '',
+    ...rebuildTable(rounds),
+  ];
+}
+
+async function rebuildOnly(): Promise<void> {
+  const rounds = await rebuildRun(Number(values['rebuild-gib']), 3);
+  process.stdout.write(`${rebuildLines(rounds).join('\n')}\n`);
+  fs.rmSync(work, { recursive: true, force: true });
 }
 
 async function main(): Promise<void> {
@@ -406,15 +426,7 @@ async function main(): Promise<void> {
       return `| ${key} | ${format(a)} (${a.cpuMicrosecondsPerOperation.toFixed(0)} µs) | ${format(b)} (${b.cpuMicrosecondsPerOperation.toFixed(0)} µs) | **${ratio(b, a)}** |`;
     }),
     '',
-    `Rebuild of a fully written ${values['rebuild-gib']} GiB volume from 2 RW sources (the new replica copies each range straight from a source), ` +
-      "alternating with `cp -r --sparse=always` of the same layer files, and that copy followed by the `sync` that makes it durable as the rebuild's is:",
-    '',
-    '| round | rebuild | `cp` | `cp` + `sync` | rebuild / cp | rebuild / cp + sync |',
-    '|---|---|---|---|---|---|',
-    ...rebuild.map(
-      (round, index) =>
-        `| ${index + 1} | ${round.rebuildSeconds.toFixed(2)} s (${Math.round(round.bytes / round.rebuildSeconds / 1024 ** 2)} MiB/s) | ${round.copySeconds.toFixed(2)} s | ${round.durableCopySeconds.toFixed(2)} s | **${Math.round((round.copySeconds / round.rebuildSeconds) * 100)} %** | **${Math.round((round.durableCopySeconds / round.rebuildSeconds) * 100)} %** |`,
-    ),
+    ...rebuildLines(rebuild),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   if (values['write-results'])
@@ -422,4 +434,4 @@ async function main(): Promise<void> {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-await main();
+await (values.part === 'rebuild' ? rebuildOnly() : main());
