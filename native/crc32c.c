@@ -14,6 +14,7 @@
  *   crc32cBlocks(data: Uint8Array, offset: number, blockSize: number, blockCount: number,
  *                out: Uint32Array, outOffset: number, stride = blockSize): void
  *     (block i starts at offset + i * stride: records with a field between them, too)
+ *   memoryAlignment(data: Uint8Array): number (memory-alignment.c)
  */
 #include <node_api.h>
 #include <stddef.h>
@@ -23,6 +24,7 @@
 #include <nmmintrin.h>
 
 #include "crc32c-fold.h"
+#include "memory-alignment.h"
 
 #define POLYNOMIAL 0x82f63b78u  /* reflected CRC32C */
 #define LANE 1360u              /* three lanes of 1360 bytes cover a 4 KiB block but 16 bytes */
@@ -229,8 +231,9 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"crc32c", NULL, js_crc32c, NULL, NULL, NULL, napi_default, NULL},
       {"crc32cBlocks", NULL, js_crc32c_blocks, NULL, NULL, NULL, napi_default, NULL},
+      {"memoryAlignment", NULL, js_memory_alignment, NULL, NULL, NULL, napi_default, NULL},
   };
-  napi_define_properties(env, exports, 2, properties);
+  napi_define_properties(env, exports, 3, properties);
   napi_value hardware;
   napi_get_boolean(env, have_sse42, &hardware);
   napi_set_named_property(env, exports, "hardware", hardware);

@@ -24,6 +24,8 @@ interface NativeModule {
   hardware: boolean;
   /** AVX-512 VPCLMULQDQ folding is used for 256 bytes and more (checked against the table at load). */
   folding?: boolean;
+  /** The address of data[0] modulo 4096 (native/memory-alignment.c). */
+  memoryAlignment?(data: Uint8Array): number;
 }
 
 function load(): NativeModule | undefined {
@@ -88,3 +90,25 @@ export const crc32cBlocks: (
           out[outOffset + block] = crc32cPortable(data.subarray(start, start + blockSize)) >>> 0;
         }
       };
+
+/** The alignment O_DIRECT asks of memory, file offsets and lengths here (a 4 KiB block). */
+export const DIRECT_IO_ALIGNMENT = 4096;
+
+/**
+ * A buffer of `bytes` whose first byte lies on a 4096-byte boundary of memory, for writes
+ * through a descriptor opened with O_DIRECT; undefined when the native addon (which tells
+ * where memory lies) is not built, and then such writes are not made.
+ */
+export function alignedBuffer(bytes: number): Buffer | undefined {
+  const alignment = native?.memoryAlignment;
+  if (alignment === undefined) return undefined;
+  const backing = Buffer.alloc(bytes + DIRECT_IO_ALIGNMENT);
+  const skip = (DIRECT_IO_ALIGNMENT - alignment(backing)) % DIRECT_IO_ALIGNMENT;
+  return backing.subarray(skip, skip + bytes);
+}
+
+/** Whether `data` starts on a 4096-byte boundary of memory (false when that cannot be told). */
+export function isMemoryAligned(data: Uint8Array): boolean {
+  const alignment = native?.memoryAlignment;
+  return alignment !== undefined && alignment(data) === 0;
+}

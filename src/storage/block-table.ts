@@ -165,11 +165,23 @@ export class BlockTable {
   runs(startBlock: number, endBlock: number): BlockRun[] {
     const runs: BlockRun[] = [];
     let current: BlockRun | undefined;
-    for (const chunkIndex of this.sortedChunkIndexes()) {
+    // A range of few chunks (a rebuild's transfer: 64 blocks) looks its chunks up; a range of
+    // more chunks than the table holds walks the table's chunks in order instead.
+    const firstChunk = Math.floor(startBlock / CHUNK_BLOCKS);
+    const chunksInRange = Math.ceil(endBlock / CHUNK_BLOCKS) - firstChunk;
+    const chunkIndexes =
+      chunksInRange <= this.chunks.size
+        ? Array.from({ length: Math.max(0, chunksInRange) }, (_, index) => firstChunk + index)
+        : this.sortedChunkIndexes();
+    for (const chunkIndex of chunkIndexes) {
       const chunkStart = chunkIndex * CHUNK_BLOCKS;
       if (chunkStart + CHUNK_BLOCKS <= startBlock) continue;
       if (chunkStart >= endBlock) break;
-      const chunk = this.chunks.get(chunkIndex)!;
+      const chunk = this.chunks.get(chunkIndex);
+      if (chunk === undefined) {
+        current = undefined;
+        continue;
+      }
       const from = Math.max(startBlock, chunkStart);
       const to = Math.min(endBlock, chunkStart + CHUNK_BLOCKS);
       for (let block = from; block < to; block++) {

@@ -4,6 +4,7 @@ import fsExtensions from 'fs-native-extensions';
 import { assert } from '../assert.ts';
 import { fromSystemError } from '../errors.ts';
 import { BLOCK_SHIFT, BLOCK_SIZE } from './constants.ts';
+import { DirectDescriptor } from './direct-descriptor.ts';
 
 export function layerFileName(layerId: number): string {
   return `${String(layerId).padStart(6, '0')}.img`;
@@ -29,6 +30,8 @@ export class LayerFile {
   pinned = false;
   /** Position in the open-file cache's recency order. */
   lastUsed = 0;
+  /** Descriptor for writes past the page cache: undefined not opened yet, null refused by the file system. */
+  private direct: DirectDescriptor | null | undefined;
 
   constructor(directory: string, layerId: number) {
     this.path = path.join(directory, layerFileName(layerId));
@@ -60,6 +63,8 @@ export class LayerFile {
   }
 
   close(): void {
+    this.direct?.release();
+    this.direct = undefined;
     if (this.fd < 0) return;
     const fd = this.fd;
     this.fd = -1;
@@ -121,6 +126,24 @@ export class LayerFile {
       throw fromSystemError(error, `writing layer file ${this.path}`, { block: firstBlock });
     }
     this.dirty = true;
+  }
+
+  /**
+   * Writes whole blocks past the page cache, on the thread pool (DirectDescriptor); `done`
+   * runs when they are in the file (and the file is marked dirty, for the next flush's
+   * fdatasync). Returns false, having done nothing, when the file system refuses O_DIRECT or
+   * `data` is not aligned: the caller writes through the page cache instead.
+   */
+  writeBlocksPastCache(firstBlock: number, data: Uint8Array, done: (error?: Error) => void): boolean {
+    const position = firstBlock * BLOCK_SIZE;
+    if (!DirectDescriptor.accepts(data, position)) return false;
+    if (this.direct === undefined) this.direct = DirectDescriptor.open(this.path) ?? null;
+    if (this.direct === null) return false;
+    this.direct.write(data, position, (error) => {
+      if (error === undefined) this.dirty = true;
+      done(error);
+    });
+    return true;
   }
 
   /** Deallocates the blocks (fallocate PUNCH_HOLE | KEEP_SIZE): the file stays thin. */

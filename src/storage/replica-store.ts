@@ -26,6 +26,7 @@ import {
   setLayerMetadata,
   setLayerParent,
   writeLayerBlocks,
+  writeLayerBlocksPastCache,
 } from './layer-sync.ts';
 import { type MappingRun, mappingStatus } from './mapping-status.ts';
 import { createStoreFiles, openStoreCore, type StoreOptions } from './open-store.ts';
@@ -445,6 +446,22 @@ export class ReplicaStore {
   ): void {
     this.core.checkOpen();
     writeLayerBlocks(this.core, layerName, startBlock, states, checksums, data);
+  }
+
+  /**
+   * writeLayerBlocks with the data written past the page cache, for a rebuild filling a
+   * snapshot layer (layer-sync.ts writeLayerBlocksPastCache); undefined when it cannot go
+   * that way, and then nothing was done.
+   */
+  writeLayerBlocksPastCache(
+    layerName: string,
+    startBlock: number,
+    states: Uint8Array,
+    checksums: Uint32Array,
+    data: Uint8Array,
+  ): Promise<void> | undefined {
+    this.core.checkOpen();
+    return writeLayerBlocksPastCache(this.core, layerName, startBlock, states, checksums, data);
   }
 
   createLayer(spec: ImportedLayer): LayerInfo {

@@ -299,7 +299,11 @@ export class StoreCore extends StoreDurability {
     }
   }
 
-  /** Writes staged blocks whose journal records are committed: data, holes, tables, resolution. */
+  /**
+   * Writes staged blocks whose journal records are committed: data, holes, tables, resolution.
+   * `dataWritten`: the data blocks are in the file already (written past the page cache,
+   * layer-sync.ts writeLayerBlocksPastCache); only the tables change.
+   */
   writeStaged(
     layer: Layer,
     firstBlock: number,
@@ -307,6 +311,7 @@ export class StoreCore extends StoreDurability {
     source: Uint8Array | null,
     sourceOffset: number,
     stageOffset: number,
+    dataWritten = false,
   ): void {
     const states = this.stagedStates;
     const file = this.files.use(layer.file);
@@ -316,7 +321,7 @@ export class StoreCore extends StoreDurability {
       const isData = states[stageOffset + index] === BlockState.DATA;
       let end = index + 1;
       while (end < blockCount && (states[stageOffset + end] === BlockState.DATA) === isData) end++;
-      if (isData) {
+      if (isData && !dataWritten) {
         assert(source !== null, 'data blocks without a source');
         const count = end - index;
         // Blocks new to the head go in small pieces (page-cache folios of 32 KiB, not of the
@@ -332,7 +337,7 @@ export class StoreCore extends StoreDurability {
           sourceOffset + (index << BLOCK_SHIFT),
           pieceBlocks,
         );
-      } else {
+      } else if (!isData) {
         this.punchDataBlocks(layer, firstBlock + index, end - index);
       }
       failpoint('data-written');

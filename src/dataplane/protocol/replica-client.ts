@@ -5,7 +5,7 @@ import type { LayerExtent } from '../../storage/replica-store.ts';
 import { whenConnected } from '../tcp-connect.ts';
 import { TickCork } from '../tick-cork.ts';
 import { encodeHeader, FRAME_HEADER_BYTES, type FrameHeader, Op, type OpValue } from './frame.ts';
-import { FrameReader } from './frame-reader.ts';
+import { FrameReader, type PayloadPlacement } from './frame-reader.ts';
 import { type ByteStream, connectInThread, type InThreadStore } from './in-thread-link.ts';
 import {
   checksumSectionBytes,
@@ -83,6 +83,8 @@ export class ReplicaClient {
   /** Requests that have asked for a slot and not yet put their frame on the link (acquire → send). */
   private requestsNotSent = 0;
   private readonly failureListeners: ((error: HornbillError) => void)[] = [];
+  /** The checksum section of the read answer being placed (placeAnswer). */
+  private sectionScratch = Buffer.alloc(4 * 1024);
 
   constructor(options: ReplicaClientOptions) {
     this.options = options;
@@ -104,8 +106,9 @@ export class ReplicaClient {
       this.freeSlots.push(slot);
     }
     this.reader = new FrameReader(
-      (header, payload) => this.onResponse(header, payload),
+      (header, payload, _fromChunk, placed) => this.onResponse(header, payload, placed),
       (reason) => this.fail(new HornbillError('REPLICA_PROTOCOL_ERROR', `replica ${this.label}: ${reason}`)),
+      (header) => this.placeAnswer(header),
     );
   }
 
@@ -169,14 +172,21 @@ export class ReplicaClient {
     // allocation per chunk, and a large read takes in a whole data answer at once); the
     // frame reader consumes each chunk before the next read.
     const receiveBuffer = Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES);
+    // The data of a large read answer is read straight into the caller's memory once its
+    // checksum section is in (FrameReader.readBuffer): no copy in this process.
     const socket = net.connect({
       host: this.address.host,
       port: this.address.port,
       noDelay: true,
       onread: {
-        buffer: receiveBuffer,
+        buffer: () => this.reader.readBuffer(receiveBuffer),
         callback: (bytes: number, buffer: Uint8Array) => {
-          this.received((buffer as Buffer).subarray(0, bytes));
+          if (buffer.buffer === receiveBuffer.buffer) {
+            this.received(receiveBuffer.subarray(0, bytes));
+          } else {
+            this.lastActivity = performance.now();
+            this.reader.pushPlaced(bytes);
+          }
           return true;
         },
       },
@@ -451,7 +461,26 @@ export class ReplicaClient {
     return result;
   }
 
-  private onResponse(header: FrameHeader, payload: Buffer): void {
+  /**
+   * Where a large answer still arriving goes: the data of a read answer straight into the
+   * request's target, its checksum section into a scratch buffer (FrameReader placement).
+   * Anything unexpected (an error answer, a size that does not match) is left to
+   * onResponse, which rejects it. The target's content is undefined when the read fails.
+   */
+  private placeAnswer(header: FrameHeader): PayloadPlacement | undefined {
+    if (header.op !== Op.OK) return undefined;
+    const slot = this.slots[header.sequence & 0xffff];
+    if (slot === undefined || !slot.busy || slot.sequence !== header.sequence || slot.target === null)
+      return undefined;
+    const target = slot.target;
+    const sectionBytes = header.payloadLength - target.length;
+    if (sectionBytes < 0 || sectionBytes !== checksumSectionBytes(slot.offsetBytes, target.length))
+      return undefined;
+    if (sectionBytes > this.sectionScratch.length) this.sectionScratch = Buffer.alloc(sectionBytes);
+    return { prefix: this.sectionScratch.subarray(0, sectionBytes), data: target };
+  }
+
+  private onResponse(header: FrameHeader, payload: Buffer, placed: boolean): void {
     const slot = this.slots[header.sequence & 0xffff];
     if (slot === undefined || !slot.busy || slot.sequence !== header.sequence) {
       this.fail(
@@ -480,9 +509,10 @@ export class ReplicaClient {
       resolve(payload.length === 0 ? null : Buffer.from(payload));
       return;
     }
-    const sectionBytes = payload.length - target.length;
+    // Placed: `payload` is the checksum section and the data is in `target` already.
+    const sectionBytes = placed ? payload.length : payload.length - target.length;
     const section = payload.subarray(0, sectionBytes);
-    const data = payload.subarray(sectionBytes);
+    const data = placed ? target : payload.subarray(sectionBytes);
     if (sectionBytes !== checksumSectionBytes(slot.offsetBytes, target.length)) {
       reject(
         new HornbillError(
@@ -511,7 +541,7 @@ export class ReplicaClient {
       );
       return;
     }
-    target.set(data);
+    if (!placed) target.set(data);
     resolve(null);
   }
 

@@ -28,3 +28,47 @@ export function applyLayerWrite(store: ReplicaStore, startBlock: number, write: 
     index = end;
   }
 }
+
+/**
+ * applyLayerWrite for a rebuild's transfer, with its data runs written past the page cache
+ * on the thread pool where the store can (ReplicaStore.writeLayerBlocksPastCache; the rest
+ * as applyLayerWrite does). Settles when every run is stored; `write.data` must not change
+ * until then. A failed run rejects it, after the other runs have settled.
+ */
+export async function applyLayerWritePastCache(
+  store: ReplicaStore,
+  startBlock: number,
+  write: LayerWrite,
+): Promise<void> {
+  const pending: Promise<void>[] = [];
+  let index = 0;
+  let dataAt = 0;
+  let failure: { error: unknown } | undefined;
+  try {
+    while (index < write.states.length) {
+      const state = write.states[index];
+      let end = index + 1;
+      while (end < write.states.length && write.states[end] === state) end++;
+      const dataBytes = state === STATE_DATA ? (end - index) * BLOCK_SIZE : 0;
+      const states = write.states.subarray(index, end);
+      const checksums = write.checksums.subarray(index, end);
+      const data = dataBytes > 0 ? write.data.subarray(dataAt, dataAt + dataBytes) : null;
+      const written =
+        data === null
+          ? undefined
+          : store.writeLayerBlocksPastCache(write.layer, startBlock + index, states, checksums, data);
+      if (written === undefined)
+        store.writeLayerBlocks(write.layer, startBlock + index, states, checksums, data);
+      else pending.push(written);
+      dataAt += dataBytes;
+      index = end;
+    }
+  } catch (error) {
+    failure = { error };
+  }
+  // Runs already on the thread pool read write.data until they end: wait for them, even
+  // when a later run failed, before the caller may reuse it.
+  const outcomes = await Promise.allSettled(pending);
+  if (failure !== undefined) throw failure.error;
+  for (const outcome of outcomes) if (outcome.status === 'rejected') throw outcome.reason;
+}

@@ -8,6 +8,7 @@
  */
 import { HornbillError, isHornbillError } from '../../errors.ts';
 import type { Logger } from '../../logging.ts';
+import { alignedBuffer } from '../../native.ts';
 import { BLOCK_SIZE, MAX_IO_BLOCKS } from '../../storage/constants.ts';
 import type { ReplicaStore } from '../../storage/replica-store.ts';
 import { type ReplicaAddress, ReplicaClient } from '../protocol/replica-client.ts';
@@ -21,7 +22,7 @@ import {
   TRANSFER_DATA_BLOCKS,
   transferEnd,
 } from '../sync/range-diff.ts';
-import { applyLayerWrite } from './apply-layer-write.ts';
+import { applyLayerWritePastCache } from './apply-layer-write.ts';
 
 export interface PullRequest {
   source: ReplicaAddress;
@@ -44,11 +45,13 @@ export interface PullResult {
 /**
  * Spans one pull keeps in flight: while the target stores one, the source reads the next.
  * More make the rebuild faster and the volume's own writes to the target wait longer behind
- * it: rebuilding 1 GiB from 2 sources under a QD1 70/30 workload (bench/compare/rebuild.ts
+ * it. Measured when spans were 256 KiB stored synchronously through the page cache:
+ * rebuilding 1 GiB from 2 sources under a QD1 70/30 workload (bench/compare/rebuild.ts
  * --size 1G, 2026-11-26) took 2.6–2.7 s with 4 in flight and the workload's write p99 was
- * 15–18 ms; 2.5–3.1 s and 9.4 ms with 3; 3.1–3.2 s and 6.3–6.9 ms with 2 (relayed through
- * the engine, before pullRange: 4.1–4.5 s and 8.2–9.6 ms). So a pull takes 4 while the
- * volume is quiet and 2 while it writes (its revision counter moved within QUIET_MS).
+ * 15–18 ms; 2.5–3.1 s and 9.4 ms with 3; 3.1–3.2 s and 6.3–6.9 ms with 2. So a pull takes 4
+ * while the volume is quiet and 2 while it writes (its revision counter moved within
+ * QUIET_MS). With 1 MiB spans written past the page cache, 8 in flight instead of 4 did not
+ * make a 4 GiB rebuild faster (probe, 2026-11-26: 3.3–4.1 s either way).
  */
 const TRANSFERS_WHILE_QUIET = 4;
 const TRANSFERS_WHILE_WRITTEN = 2;
@@ -175,7 +178,9 @@ export class RangePuller {
     const states = want.states.subarray(from, end);
     const dataBytes = countDataBlocks(states, 0, count) * BLOCK_SIZE;
     await limiter.take(dataBytes);
-    const buffer = this.freeBuffers.pop() ?? Buffer.alloc(TRANSFER_DATA_BLOCKS * BLOCK_SIZE);
+    // Aligned memory, so that the store can write it past the page cache (DirectDescriptor).
+    const transferBytes = TRANSFER_DATA_BLOCKS * BLOCK_SIZE;
+    const buffer = this.freeBuffers.pop() ?? alignedBuffer(transferBytes) ?? Buffer.alloc(transferBytes);
     try {
       // One request for the span's data blocks, whatever holes lie between them; it settles
       // before this goes on (the buffer is free again in `finally`).
@@ -191,7 +196,12 @@ export class RangePuller {
       const checksums = want.checksums.subarray(from, end);
       const data = buffer.subarray(0, dataBytes);
       try {
-        applyLayerWrite(this.store, startBlock, { layer: request.layer, states, checksums, data });
+        await applyLayerWritePastCache(this.store, startBlock, {
+          layer: request.layer,
+          states,
+          checksums,
+          data,
+        });
       } catch (error) {
         // The data does not match the checksum the source listed for it: the source's fault.
         if (isHornbillError(error, 'STORE_CHECKSUM_MISMATCH')) throw sourceFailed(request, error);

@@ -1,0 +1,161 @@
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { isHornbillError } from '../../../src/errors.ts';
+import { alignedBuffer, crc32c } from '../../../src/native.ts';
+import { BlockState, HEAD_DISPLAY_NAME } from '../../../src/storage/constants.ts';
+import { PAST_CACHE_MIN_BLOCKS } from '../../../src/storage/layer-sync.ts';
+import { ReplicaStore } from '../../../src/storage/replica-store.ts';
+import { defer, patternBytes } from '../../helpers/temp.ts';
+
+/**
+ * A rebuild's writes into a snapshot layer go past the page cache (O_DIRECT, on the thread
+ * pool: ReplicaStore.writeLayerBlocksPastCache): the data is in the file before the blocks
+ * enter the journal and the layer's table, the layer reads as before until then, and a
+ * closed store or a deleted layer turns the write into a coded error.
+ */
+
+const MiB = 1024 * 1024;
+const BLOCK = 4096;
+const ROOT = path.join(import.meta.dirname, '..', '..', '..');
+
+/** A temp folder whose file system takes O_DIRECT (tmpfs does not), or undefined. */
+function directIoDirectory(t: TestContext): string | undefined {
+  for (const parent of [os.tmpdir(), path.join(ROOT, '.test-scratch')]) {
+    fs.mkdirSync(parent, { recursive: true });
+    const directory = fs.mkdtempSync(path.join(parent, 'hornbill-direct-'));
+    defer(t, () => fs.rmSync(directory, { recursive: true, force: true }));
+    const probe = path.join(directory, 'probe');
+    fs.writeFileSync(probe, '');
+    try {
+      fs.closeSync(fs.openSync(probe, fs.constants.O_WRONLY | fs.constants.O_DIRECT));
+      fs.rmSync(probe);
+      return directory;
+    } catch {
+      fs.rmSync(probe);
+    }
+  }
+  return undefined;
+}
+
+function blockChecksums(data: Uint8Array): Uint32Array {
+  const out = new Uint32Array(data.length / BLOCK);
+  for (let index = 0; index < out.length; index++)
+    out[index] = crc32c(data.subarray(index * BLOCK, (index + 1) * BLOCK));
+  return out;
+}
+
+function dataStates(blocks: number): Uint8Array {
+  return new Uint8Array(blocks).fill(BlockState.DATA);
+}
+
+/** A store with snapshot 'base' (the layer a rebuild would fill) and its aligned test data. */
+function setup(t: TestContext): { store: ReplicaStore; directory: string; data: Buffer } | undefined {
+  const root = directIoDirectory(t);
+  const data = alignedBuffer(64 * BLOCK);
+  if (root === undefined || data === undefined) {
+    t.skip('needs a temp folder that takes O_DIRECT and the native addon (npm ci builds it)');
+    return undefined;
+  }
+  const directory = path.join(root, 'replica');
+  const store = ReplicaStore.create(directory, { sizeBytes: 16 * MiB });
+  defer(t, () => store.close());
+  store.snapshot('base');
+  data.set(patternBytes(7, data.length));
+  return { store, directory, data };
+}
+
+test('blocks written past the page cache enter the layer only when they are in the file, and survive a reopen', async (t) => {
+  const context = setup(t);
+  if (context === undefined) return;
+  const { store, directory, data } = context;
+  const checksums = blockChecksums(data);
+  const written = store.writeLayerBlocksPastCache('base', 256, dataStates(64), checksums, data);
+  assert.ok(written !== undefined, 'the write went past the page cache');
+  // On the thread pool now: the layer still reads as before.
+  assert.deepEqual(store.layerExtents('base', 256, 64), [], 'no block of the layer is held yet');
+  await written;
+  const extents = store.layerExtents('base', 256, 64);
+  assert.equal(extents.length, 1);
+  assert.equal(extents[0].state, 'data');
+  assert.deepEqual([...(extents[0].checksums ?? [])], [...checksums]);
+  const back = Buffer.alloc(data.length);
+  store.readLayerBlocks('base', 256, back);
+  assert.ok(back.equals(data), 'the layer reads the written data');
+  store.flush();
+  store.close();
+  const reopened = ReplicaStore.open(directory);
+  defer(t, () => reopened.close());
+  const again = Buffer.alloc(data.length);
+  reopened.readLayerBlocks('base', 256, again);
+  assert.ok(again.equals(data), 'the data is there after a reopen');
+  assert.equal(reopened.verify().badBlockCount, 0);
+});
+
+test('the head, other states, unaligned memory, short runs and a bad checksum do not go past the cache', (t) => {
+  const context = setup(t);
+  if (context === undefined) return;
+  const { store, data } = context;
+  const checksums = blockChecksums(data);
+  assert.equal(
+    store.writeLayerBlocksPastCache(HEAD_DISPLAY_NAME, 0, dataStates(64), checksums, data),
+    undefined,
+  );
+  const zeros = new Uint8Array(64).fill(BlockState.ZERO);
+  assert.equal(store.writeLayerBlocksPastCache('base', 0, zeros, new Uint32Array(64), data), undefined);
+  const unaligned = data.subarray(BLOCK / 2, BLOCK / 2 + 32 * BLOCK);
+  assert.equal(
+    store.writeLayerBlocksPastCache('base', 0, dataStates(32), blockChecksums(unaligned), unaligned),
+    undefined,
+  );
+  const short = data.subarray(0, (PAST_CACHE_MIN_BLOCKS - 1) * BLOCK);
+  assert.equal(
+    store.writeLayerBlocksPastCache(
+      'base',
+      0,
+      dataStates(PAST_CACHE_MIN_BLOCKS - 1),
+      blockChecksums(short),
+      short,
+    ),
+    undefined,
+    'a short run goes through the page cache',
+  );
+  const wrong = Uint32Array.from(checksums);
+  wrong[3] ^= 1;
+  assert.throws(
+    () => store.writeLayerBlocksPastCache('base', 0, dataStates(64), wrong, data),
+    (error) => isHornbillError(error, 'STORE_CHECKSUM_MISMATCH'),
+  );
+  assert.deepEqual(store.layerExtents('base'), [], 'nothing was written');
+});
+
+test('a store closed while the data is on the thread pool rejects the write and leaks no descriptor', async (t) => {
+  const context = setup(t);
+  if (context === undefined) return;
+  const { store, directory, data } = context;
+  const descriptors = () => fs.readdirSync('/proc/self/fd').length;
+  const before = descriptors();
+  const written = store.writeLayerBlocksPastCache('base', 0, dataStates(64), blockChecksums(data), data);
+  assert.ok(written !== undefined);
+  store.close();
+  await assert.rejects(written, (error) => isHornbillError(error, 'STORE_CLOSED'));
+  assert.ok(descriptors() <= before - 1, 'the store and its direct descriptor are closed');
+  const reopened = ReplicaStore.open(directory);
+  defer(t, () => reopened.close());
+  assert.deepEqual(reopened.layerExtents('base'), [], 'blocks never journaled are not in the index');
+});
+
+test('a layer deleted while its data is on the thread pool rejects the write', async (t) => {
+  const context = setup(t);
+  if (context === undefined) return;
+  const { store, data } = context;
+  const written = store.writeLayerBlocksPastCache('base', 0, dataStates(64), blockChecksums(data), data);
+  assert.ok(written !== undefined);
+  store.setHeadParent(null);
+  store.deleteLayerNow('base');
+  await assert.rejects(written, (error) => isHornbillError(error, 'STORE_SNAPSHOT_NOT_FOUND'));
+  assert.ok(!store.listChain().some((layer) => layer.name === 'base'));
+  assert.equal(store.verify().badBlockCount, 0);
+});
