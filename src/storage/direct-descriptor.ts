@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { fromSystemError, HornbillError } from '../errors.ts';
+import { fromSystemError, HornbillError, isHornbillError } from '../errors.ts';
 import { DIRECT_IO_ALIGNMENT, isMemoryAligned } from '../native.ts';
 
 /**
@@ -101,4 +101,13 @@ export class DirectDescriptor {
     this.fd = -1;
     fs.closeSync(fd);
   }
+}
+
+/**
+ * Whether a direct write failed because the file system refuses O_DIRECT for it (EINVAL
+ * after an open that succeeded: some file systems accept the flag and refuse the I/O). The
+ * data is intact in the caller's memory; writing it through the page cache is the answer.
+ */
+export function isDirectRefusal(error: unknown): boolean {
+  return isHornbillError(error, 'STORE_IO') && error.details.systemCode === 'EINVAL';
 }

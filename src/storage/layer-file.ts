@@ -4,7 +4,7 @@ import fsExtensions from 'fs-native-extensions';
 import { assert } from '../assert.ts';
 import { fromSystemError } from '../errors.ts';
 import { BLOCK_SHIFT, BLOCK_SIZE } from './constants.ts';
-import { DirectDescriptor } from './direct-descriptor.ts';
+import { DirectDescriptor, isDirectRefusal } from './direct-descriptor.ts';
 
 export function layerFileName(layerId: number): string {
   return `${String(layerId).padStart(6, '0')}.img`;
@@ -132,7 +132,9 @@ export class LayerFile {
    * Writes whole blocks past the page cache, on the thread pool (DirectDescriptor); `done`
    * runs when they are in the file (and the file is marked dirty, for the next flush's
    * fdatasync). Returns false, having done nothing, when the file system refuses O_DIRECT or
-   * `data` is not aligned: the caller writes through the page cache instead.
+   * `data` is not aligned: the caller writes through the page cache instead. A write the file
+   * system refuses (EINVAL: isDirectRefusal) ends with that error and turns direct writes to
+   * this file off.
    */
   writeBlocksPastCache(firstBlock: number, data: Uint8Array, done: (error?: Error) => void): boolean {
     const position = firstBlock * BLOCK_SIZE;
@@ -141,9 +143,17 @@ export class LayerFile {
     if (this.direct === null) return false;
     this.direct.write(data, position, (error) => {
       if (error === undefined) this.dirty = true;
+      // A file system that opens with O_DIRECT but refuses the write: no more direct writes
+      // to this file (the caller writes this one through the page cache).
+      else if (isDirectRefusal(error)) this.refuseDirect();
       done(error);
     });
     return true;
+  }
+
+  private refuseDirect(): void {
+    this.direct?.release();
+    this.direct = null;
   }
 
   /** Deallocates the blocks (fallocate PUNCH_HOLE | KEEP_SIZE): the file stays thin. */

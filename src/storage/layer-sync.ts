@@ -8,7 +8,7 @@ import {
   validateSnapshotName,
 } from './chain-operations.ts';
 import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, HEAD_DISPLAY_NAME, MAX_IO_BLOCKS } from './constants.ts';
-import { DirectDescriptor } from './direct-descriptor.ts';
+import { DirectDescriptor, isDirectRefusal } from './direct-descriptor.ts';
 import type { LayerRecord } from './index-db.ts';
 import type { Layer, LayerInfo } from './layer.ts';
 import { checksumError, type StoreCore } from './store-core.ts';
@@ -218,7 +218,7 @@ export function writeLayerBlocksPastCache(
     settle = { resolve, reject };
   });
   const started = layer.file.writeBlocksPastCache(startBlock, data, (error) => {
-    if (error !== undefined) {
+    if (error !== undefined && !isDirectRefusal(error)) {
       settle.reject(error);
       return;
     }
@@ -229,6 +229,12 @@ export function writeLayerBlocksPastCache(
           'STORE_SNAPSHOT_NOT_FOUND',
           `layer ${name} was deleted and made again while its blocks were written`,
         );
+      if (error !== undefined) {
+        // The file system refused the direct write: through the page cache, as any layer write.
+        writeLayerBlocks(core, name, startBlock, states, checksums, data);
+        settle.resolve();
+        return;
+      }
       core.stagedStates.fill(BlockState.DATA, 0, blockCount);
       core.stagedChecksums.set(checksums);
       core.journalStaged(layer, startBlock, blockCount, 0);

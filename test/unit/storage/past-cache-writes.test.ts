@@ -6,6 +6,7 @@ import { type TestContext, test } from 'node:test';
 import { isHornbillError } from '../../../src/errors.ts';
 import { alignedBuffer, crc32c } from '../../../src/native.ts';
 import { BlockState, HEAD_DISPLAY_NAME } from '../../../src/storage/constants.ts';
+import { DirectDescriptor, isDirectRefusal } from '../../../src/storage/direct-descriptor.ts';
 import { PAST_CACHE_MIN_BLOCKS } from '../../../src/storage/layer-sync.ts';
 import { ReplicaStore } from '../../../src/storage/replica-store.ts';
 import { defer, patternBytes } from '../../helpers/temp.ts';
@@ -158,4 +159,39 @@ test('a layer deleted while its data is on the thread pool rejects the write', a
   await assert.rejects(written, (error) => isHornbillError(error, 'STORE_SNAPSHOT_NOT_FOUND'));
   assert.ok(!store.listChain().some((layer) => layer.name === 'base'));
   assert.equal(store.verify().badBlockCount, 0);
+});
+
+test('a direct write the kernel refuses ends with a coded EINVAL that isDirectRefusal recognizes, and release closes the descriptor after the writes in flight', async (t) => {
+  const root = directIoDirectory(t);
+  const aligned = alignedBuffer(8 * BLOCK);
+  if (root === undefined || aligned === undefined) {
+    t.skip('needs a temp folder that takes O_DIRECT and the native addon (npm ci builds it)');
+    return;
+  }
+  const file = path.join(root, 'layer.img');
+  fs.writeFileSync(file, Buffer.alloc(16 * BLOCK));
+  const descriptor = DirectDescriptor.open(file);
+  assert.ok(descriptor !== undefined);
+  const descriptors = () => fs.readdirSync('/proc/self/fd').length;
+  // Memory one byte off a block boundary: O_DIRECT refuses it (accepts() would not pass it).
+  const misaligned = aligned.subarray(1, 1 + 4 * BLOCK);
+  assert.equal(DirectDescriptor.accepts(misaligned, 0), false);
+  const refusal = await new Promise<Error | undefined>((resolve) => descriptor.write(misaligned, 0, resolve));
+  assert.ok(isDirectRefusal(refusal), `EINVAL as STORE_IO: ${refusal?.message}`);
+  // Two good writes in flight, then release: the descriptor stays open until both end.
+  aligned.set(patternBytes(5, aligned.length));
+  const open = descriptors();
+  const writes = [0, 8].map(
+    (block) => new Promise<Error | undefined>((resolve) => descriptor.write(aligned, block * BLOCK, resolve)),
+  );
+  assert.equal(descriptor.writesInFlight, 2);
+  descriptor.release();
+  assert.equal(descriptors(), open, 'not closed while writes are in flight');
+  assert.deepEqual(await Promise.all(writes), [undefined, undefined]);
+  assert.equal(descriptors(), open - 1, 'closed once they ended');
+  const back = fs.readFileSync(file);
+  assert.ok(back.subarray(0, 8 * BLOCK).equals(aligned));
+  assert.ok(back.subarray(8 * BLOCK, 16 * BLOCK).equals(aligned));
+  const late = await new Promise<Error | undefined>((resolve) => descriptor.write(aligned, 0, resolve));
+  assert.ok(isHornbillError(late, 'STORE_IO'), 'a write after release is refused with a code');
 });
