@@ -324,6 +324,7 @@ async function rebuildRun(gibibytes: number, rounds: number): Promise<RebuildRou
     {
       engine,
       sourceDirectory: replicas[0].directory,
+      sourceDirectories: replicas.map((replica) => replica.directory),
       copyTarget: path.join(work, 'cp-copy'),
       startTarget: (name) => startReplica(name, sizeBytes),
       settleSeconds: Number(values['settle-seconds']),
