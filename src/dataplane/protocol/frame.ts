@@ -1,4 +1,4 @@
-import { checksumOf } from '../../storage/checksum.ts';
+import { crc32cRange } from '../../native.ts';
 
 /**
  * Frames between an engine and a replica (docs/wire-protocol.md). Every frame is a 32-byte
@@ -70,19 +70,31 @@ export interface FrameHeader {
   flags: number;
 }
 
-/** Writes a header into `target` at `at` (no allocation). */
+/** Writes a header into `target` at `at` (no allocation: byte stores and one native CRC call). */
 export function encodeHeader(target: Uint8Array, at: number, header: FrameHeader): void {
-  const view = new DataView(target.buffer, target.byteOffset + at, FRAME_HEADER_BYTES);
-  view.setUint16(0, FRAME_MAGIC, true);
-  view.setUint8(2, PROTOCOL_VERSION);
-  view.setUint8(3, header.op);
-  view.setUint32(4, header.sequence >>> 0, true);
-  view.setUint32(8, header.offsetBytes >>> 0, true);
-  view.setUint32(12, Math.floor(header.offsetBytes / 2 ** 32), true);
-  view.setUint32(16, header.lengthBytes >>> 0, true);
-  view.setUint32(20, header.payloadLength >>> 0, true);
-  view.setUint32(24, header.flags >>> 0, true);
-  view.setUint32(28, checksumOf(target.subarray(at, at + 28)), true);
+  target[at] = FRAME_MAGIC & 0xff;
+  target[at + 1] = FRAME_MAGIC >>> 8;
+  target[at + 2] = PROTOCOL_VERSION;
+  target[at + 3] = header.op;
+  storeUint32(target, at + 4, header.sequence);
+  storeUint32(target, at + 8, header.offsetBytes);
+  storeUint32(target, at + 12, Math.floor(header.offsetBytes / 2 ** 32));
+  storeUint32(target, at + 16, header.lengthBytes);
+  storeUint32(target, at + 20, header.payloadLength);
+  storeUint32(target, at + 24, header.flags);
+  storeUint32(target, at + 28, crc32cRange(target, at, 28));
+}
+
+/** Little-endian u32 (the low 32 bits of `value`). */
+function storeUint32(target: Uint8Array, at: number, value: number): void {
+  target[at] = value;
+  target[at + 1] = value >>> 8;
+  target[at + 2] = value >>> 16;
+  target[at + 3] = value >>> 24;
+}
+
+function loadUint32(source: Uint8Array, at: number): number {
+  return (source[at] | (source[at + 1] << 8) | (source[at + 2] << 16) | (source[at + 3] << 24)) >>> 0;
 }
 
 /** Why a header was refused: the connection that sent it is closed with this reason. */
@@ -94,24 +106,23 @@ export type HeaderProblem = string;
  */
 export function decodeHeader(source: Uint8Array, at: number, into: FrameHeader): HeaderProblem | undefined {
   if (source.length - at < FRAME_HEADER_BYTES) return 'truncated header';
-  const view = new DataView(source.buffer, source.byteOffset + at, FRAME_HEADER_BYTES);
-  if (view.getUint16(0, true) !== FRAME_MAGIC) return `bad magic 0x${view.getUint16(0, true).toString(16)}`;
-  if (view.getUint32(28, true) !== checksumOf(source.subarray(at, at + 28)))
-    return 'header checksum mismatch';
-  if (view.getUint8(2) !== PROTOCOL_VERSION) return `unsupported protocol version ${view.getUint8(2)}`;
-  const op = view.getUint8(3);
+  const magic = source[at] | (source[at + 1] << 8);
+  if (magic !== FRAME_MAGIC) return `bad magic 0x${magic.toString(16)}`;
+  if (loadUint32(source, at + 28) !== crc32cRange(source, at, 28)) return 'header checksum mismatch';
+  if (source[at + 2] !== PROTOCOL_VERSION) return `unsupported protocol version ${source[at + 2]}`;
+  const op = source[at + 3];
   if (!KNOWN_OPS.has(op)) return `unknown op ${op}`;
-  const offsetHigh = view.getUint32(12, true);
+  const offsetHigh = loadUint32(source, at + 12);
   if (offsetHigh >= OFFSET_HIGH_LIMIT) return 'offset beyond 2^53';
-  const payloadLength = view.getUint32(20, true);
+  const payloadLength = loadUint32(source, at + 20);
   if (payloadLength > MAX_PAYLOAD_BYTES)
     return `payload of ${payloadLength} bytes exceeds ${MAX_PAYLOAD_BYTES}`;
   into.op = op as OpValue;
-  into.sequence = view.getUint32(4, true);
-  into.offsetBytes = view.getUint32(8, true) + offsetHigh * 2 ** 32;
-  into.lengthBytes = view.getUint32(16, true);
+  into.sequence = loadUint32(source, at + 4);
+  into.offsetBytes = loadUint32(source, at + 8) + offsetHigh * 2 ** 32;
+  into.lengthBytes = loadUint32(source, at + 16);
   into.payloadLength = payloadLength;
-  into.flags = view.getUint32(24, true);
+  into.flags = loadUint32(source, at + 24);
   return undefined;
 }
 
