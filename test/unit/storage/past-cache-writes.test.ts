@@ -10,6 +10,7 @@ import { DirectDescriptor, isDirectRefusal } from '../../../src/storage/direct-d
 import { PAST_CACHE_MIN_BLOCKS } from '../../../src/storage/layer-sync.ts';
 import { ReplicaStore } from '../../../src/storage/replica-store.ts';
 import { defer, patternBytes } from '../../helpers/temp.ts';
+import { requirePrerequisite } from '../../helpers/tools.ts';
 
 /**
  * A rebuild's writes into a snapshot layer go past the page cache (O_DIRECT, on the thread
@@ -41,6 +42,30 @@ function directIoDirectory(t: TestContext): string | undefined {
   return undefined;
 }
 
+/**
+ * Whether these tests can run here: the store writes past the page cache only with the
+ * native addon (it tells where memory lies) and on a file system that takes O_DIRECT.
+ * Without either, the store writes through the page cache (layer-sync.test.ts covers that).
+ */
+function directWritesPossible(
+  t: TestContext,
+  root: string | undefined,
+  aligned: Buffer | undefined,
+): { root: string; aligned: Buffer } | undefined {
+  const built = requirePrerequisite(
+    t,
+    aligned !== undefined,
+    'the native addon is not built (npm ci builds it with node-gyp: install the Debian package build-essential)',
+  );
+  if (!built || aligned === undefined) return undefined;
+  const directIo = requirePrerequisite(
+    t,
+    root !== undefined,
+    `neither ${os.tmpdir()} nor the project's .test-scratch folder takes O_DIRECT (tmpfs refuses it)`,
+  );
+  return directIo && root !== undefined ? { root, aligned } : undefined;
+}
+
 function blockChecksums(data: Uint8Array): Uint32Array {
   const out = new Uint32Array(data.length / BLOCK);
   for (let index = 0; index < out.length; index++)
@@ -54,12 +79,9 @@ function dataStates(blocks: number): Uint8Array {
 
 /** A store with snapshot 'base' (the layer a rebuild would fill) and its aligned test data. */
 function setup(t: TestContext): { store: ReplicaStore; directory: string; data: Buffer } | undefined {
-  const root = directIoDirectory(t);
-  const data = alignedBuffer(64 * BLOCK);
-  if (root === undefined || data === undefined) {
-    t.skip('needs a temp folder that takes O_DIRECT and the native addon (npm ci builds it)');
-    return undefined;
-  }
+  const possible = directWritesPossible(t, directIoDirectory(t), alignedBuffer(64 * BLOCK));
+  if (possible === undefined) return undefined;
+  const { root, aligned: data } = possible;
   const directory = path.join(root, 'replica');
   const store = ReplicaStore.create(directory, { sizeBytes: 16 * MiB });
   defer(t, () => store.close());
@@ -162,12 +184,9 @@ test('a layer deleted while its data is on the thread pool rejects the write', a
 });
 
 test('a direct write the kernel refuses ends with a coded EINVAL that isDirectRefusal recognizes, and release closes the descriptor after the writes in flight', async (t) => {
-  const root = directIoDirectory(t);
-  const aligned = alignedBuffer(8 * BLOCK);
-  if (root === undefined || aligned === undefined) {
-    t.skip('needs a temp folder that takes O_DIRECT and the native addon (npm ci builds it)');
-    return;
-  }
+  const possible = directWritesPossible(t, directIoDirectory(t), alignedBuffer(8 * BLOCK));
+  if (possible === undefined) return;
+  const { root, aligned } = possible;
   const file = path.join(root, 'layer.img');
   fs.writeFileSync(file, Buffer.alloc(16 * BLOCK));
   const descriptor = DirectDescriptor.open(file);
