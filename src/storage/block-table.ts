@@ -165,8 +165,8 @@ export class BlockTable {
   runs(startBlock: number, endBlock: number): BlockRun[] {
     const runs: BlockRun[] = [];
     let current: BlockRun | undefined;
-    // A range of few chunks (a rebuild's transfer: 64 blocks) looks its chunks up; a range of
-    // more chunks than the table holds walks the table's chunks in order instead.
+    // A range of few chunks (a rebuild's span) looks its chunks up; a range of more chunks
+    // than the table holds walks the table's chunks in order instead.
     const firstChunk = Math.floor(startBlock / CHUNK_BLOCKS);
     const chunksInRange = Math.ceil(endBlock / CHUNK_BLOCKS) - firstChunk;
     const chunkIndexes =

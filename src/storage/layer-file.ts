@@ -129,26 +129,31 @@ export class LayerFile {
   }
 
   /**
-   * Writes whole blocks past the page cache, on the thread pool (DirectDescriptor); `done`
-   * runs when they are in the file (and the file is marked dirty, for the next flush's
-   * fdatasync). Returns false, having done nothing, when the file system refuses O_DIRECT or
-   * `data` is not aligned: the caller writes through the page cache instead. A write the file
-   * system refuses (EINVAL: isDirectRefusal) ends with that error and turns direct writes to
-   * this file off.
+   * Whether `data` can be written at `firstBlock` past the page cache (writeBlocksPastCache):
+   * aligned memory and a file system that takes O_DIRECT (asked once per open file).
    */
-  writeBlocksPastCache(firstBlock: number, data: Uint8Array, done: (error?: Error) => void): boolean {
-    const position = firstBlock * BLOCK_SIZE;
-    if (!DirectDescriptor.accepts(data, position)) return false;
+  takesWritesPastCache(firstBlock: number, data: Uint8Array): boolean {
+    if (!DirectDescriptor.accepts(data, firstBlock * BLOCK_SIZE)) return false;
     if (this.direct === undefined) this.direct = DirectDescriptor.open(this.path) ?? null;
-    if (this.direct === null) return false;
-    this.direct.write(data, position, (error) => {
+    return this.direct !== null;
+  }
+
+  /**
+   * Writes whole blocks past the page cache, on the thread pool (DirectDescriptor), where
+   * takesWritesPastCache said they can go; `done` runs when they are in the file (and the
+   * file is marked dirty, for the next flush's fdatasync). A write the file system refuses
+   * (EINVAL: isDirectRefusal) ends with that error and turns direct writes to this file off.
+   */
+  writeBlocksPastCache(firstBlock: number, data: Uint8Array, done: (error?: Error) => void): void {
+    const direct = this.direct;
+    assert(direct !== undefined && direct !== null, 'write past the page cache before takesWritesPastCache');
+    direct.write(data, firstBlock * BLOCK_SIZE, (error) => {
       if (error === undefined) this.dirty = true;
       // A file system that opens with O_DIRECT but refuses the write: no more direct writes
       // to this file (the caller writes this one through the page cache).
       else if (isDirectRefusal(error)) this.refuseDirect();
       done(error);
     });
-    return true;
   }
 
   private refuseDirect(): void {

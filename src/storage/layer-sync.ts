@@ -8,7 +8,7 @@ import {
   validateSnapshotName,
 } from './chain-operations.ts';
 import { BLOCK_SHIFT, BLOCK_SIZE, BlockState, HEAD_DISPLAY_NAME, MAX_IO_BLOCKS } from './constants.ts';
-import { DirectDescriptor, isDirectRefusal } from './direct-descriptor.ts';
+import { isDirectRefusal } from './direct-descriptor.ts';
 import type { LayerRecord } from './index-db.ts';
 import type { Layer, LayerInfo } from './layer.ts';
 import { checksumError, type StoreCore } from './store-core.ts';
@@ -196,8 +196,8 @@ export const PAST_CACHE_MIN_BLOCKS = 16;
  * than PAST_CACHE_MIN_BLOCKS blocks, the head (whose pages the volume reads and rewrites), a
  * state other than data, memory not aligned, a file system without O_DIRECT; the caller
  * then uses writeLayerBlocks. `data` and `checksums` must not change until the promise
- * settles. A layer deleted or replaced meanwhile, or the
- * store closed, rejects it (STORE_SNAPSHOT_NOT_FOUND, STORE_CLOSED).
+ * settles. A layer deleted or replaced meanwhile, or the store closed, rejects it
+ * (STORE_SNAPSHOT_NOT_FOUND, STORE_CLOSED).
  */
 export function writeLayerBlocksPastCache(
   core: StoreCore,
@@ -210,14 +210,14 @@ export function writeLayerBlocksPastCache(
   const layer = findLayer(core, name);
   if (states.length < PAST_CACHE_MIN_BLOCKS || layer === core.head) return undefined;
   if (!states.every((state) => state === BlockState.DATA)) return undefined;
-  if (!DirectDescriptor.accepts(data, startBlock * BLOCK_SIZE)) return undefined;
+  if (!layer.file.takesWritesPastCache(startBlock, data)) return undefined;
   checkLayerWrite(core, layer, startBlock, states, checksums, data);
   const blockCount = states.length;
   let settle!: { resolve: () => void; reject: (error: unknown) => void };
   const written = new Promise<void>((resolve, reject) => {
     settle = { resolve, reject };
   });
-  const started = layer.file.writeBlocksPastCache(startBlock, data, (error) => {
+  layer.file.writeBlocksPastCache(startBlock, data, (error) => {
     if (error !== undefined && !isDirectRefusal(error)) {
       settle.reject(error);
       return;
@@ -247,7 +247,7 @@ export function writeLayerBlocksPastCache(
       settle.reject(error);
     }
   });
-  return started ? written : undefined;
+  return written;
 }
 
 export interface ImportedLayer {

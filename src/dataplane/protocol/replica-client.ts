@@ -179,8 +179,8 @@ export class ReplicaClient {
     // Received bytes land in one buffer of the connection's, reused for every read (no
     // allocation per chunk); the frame reader consumes each chunk before the next read.
     const receiveBuffer = Buffer.allocUnsafe(RECEIVE_BUFFER_BYTES);
-    // The data of a large read answer is read straight into the caller's memory once its
-    // checksum section is in (FrameReader.readBuffer): no copy in this process.
+    // The rest of a large read answer, once its checksum section is in, is read straight
+    // into the caller's memory (FrameReader.readBuffer): no copy of it in this process.
     const socket = net.connect({
       host: this.address.host,
       port: this.address.port,

@@ -4,12 +4,14 @@ import type { LayerWrite } from '../protocol/payloads.ts';
 import { STATE_DATA } from '../sync/packed-reads.ts';
 
 /**
- * Stores a layer write (a rebuild transfer: states, checksums, and the data of its data
- * blocks packed) into `store` at `startBlock`: one store call per run of one state, data
- * runs taking their bytes from the packed data in order. The store checks every data block
- * against its checksum (STORE_CHECKSUM_MISMATCH).
+ * Calls `visit` for each run of one state of a layer write, in order: the run's first
+ * block, its states and checksums, and for a data run its bytes from the packed data
+ * (null otherwise).
  */
-export function applyLayerWrite(store: ReplicaStore, startBlock: number, write: LayerWrite): void {
+function forEachRun(
+  write: LayerWrite,
+  visit: (index: number, states: Uint8Array, checksums: Uint32Array, data: Uint8Array | null) => void,
+): void {
   let index = 0;
   let dataAt = 0;
   while (index < write.states.length) {
@@ -17,9 +19,8 @@ export function applyLayerWrite(store: ReplicaStore, startBlock: number, write: 
     let end = index + 1;
     while (end < write.states.length && write.states[end] === state) end++;
     const dataBytes = state === STATE_DATA ? (end - index) * BLOCK_SIZE : 0;
-    store.writeLayerBlocks(
-      write.layer,
-      startBlock + index,
+    visit(
+      index,
       write.states.subarray(index, end),
       write.checksums.subarray(index, end),
       dataBytes > 0 ? write.data.subarray(dataAt, dataAt + dataBytes) : null,
@@ -27,6 +28,18 @@ export function applyLayerWrite(store: ReplicaStore, startBlock: number, write: 
     dataAt += dataBytes;
     index = end;
   }
+}
+
+/**
+ * Stores a layer write (a rebuild transfer: states, checksums, and the data of its data
+ * blocks packed) into `store` at `startBlock`: one store call per run of one state, data
+ * runs taking their bytes from the packed data in order. The store checks every data block
+ * against its checksum (STORE_CHECKSUM_MISMATCH).
+ */
+export function applyLayerWrite(store: ReplicaStore, startBlock: number, write: LayerWrite): void {
+  forEachRun(write, (index, states, checksums, data) =>
+    store.writeLayerBlocks(write.layer, startBlock + index, states, checksums, data),
+  );
 }
 
 /**
@@ -41,18 +54,9 @@ export async function applyLayerWritePastCache(
   write: LayerWrite,
 ): Promise<void> {
   const pending: Promise<void>[] = [];
-  let index = 0;
-  let dataAt = 0;
   let failure: { error: unknown } | undefined;
   try {
-    while (index < write.states.length) {
-      const state = write.states[index];
-      let end = index + 1;
-      while (end < write.states.length && write.states[end] === state) end++;
-      const dataBytes = state === STATE_DATA ? (end - index) * BLOCK_SIZE : 0;
-      const states = write.states.subarray(index, end);
-      const checksums = write.checksums.subarray(index, end);
-      const data = dataBytes > 0 ? write.data.subarray(dataAt, dataAt + dataBytes) : null;
+    forEachRun(write, (index, states, checksums, data) => {
       const written =
         data === null
           ? undefined
@@ -60,9 +64,7 @@ export async function applyLayerWritePastCache(
       if (written === undefined)
         store.writeLayerBlocks(write.layer, startBlock + index, states, checksums, data);
       else pending.push(written);
-      dataAt += dataBytes;
-      index = end;
-    }
+    });
   } catch (error) {
     failure = { error };
   }
